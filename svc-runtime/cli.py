@@ -1,0 +1,26 @@
+"""Command line for a service: every settings field is a flag (--host, --port,
+--metrics-port, --device, ...), flags win over environment variables."""
+
+from __future__ import annotations
+
+from typing import Sequence, TypeVar
+
+from pydantic_settings import BaseSettings, CliApp, SettingsConfigDict
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def settings_from_cli(settings_cls: type[S], argv: Sequence[str] | None, prog: str) -> S:
+    """Builds settings from env + flags (flags win). `--help` lists every flag
+    with its env variable name and default."""
+
+    class _Cli(settings_cls):  # type: ignore[misc,valid-type]
+        model_config = SettingsConfigDict(
+            cli_prog_name=prog,
+            cli_kebab_case=True,
+            cli_implicit_flags=True,
+            cli_exit_on_error=True,
+        )
+
+    _Cli.__name__ = settings_cls.__name__
+    return CliApp.run(_Cli, cli_args=list(argv) if argv is not None else None)

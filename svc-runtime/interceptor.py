@@ -1,0 +1,144 @@
+"""The one server interceptor: binds the request id (and pipeline/task ids) for
+every log line of an RPC, counts and times it, and maps errors to status codes.
+
+ServiceError subclasses → their code with the human message; anything else →
+INTERNAL with the traceback logged (not sent)."""
+
+from __future__ import annotations
+
+import inspect
+import time
+import uuid
+from typing import Any, AsyncIterator, Callable
+
+import grpc
+import structlog
+
+from svc_runtime.errors import ServiceError
+from svc_runtime.logs import get_logger
+from svc_runtime.metrics import ServiceMetrics
+
+log = get_logger(__name__)
+
+# Metadata keys carried across hops (Celery task → gRPC → service logs).
+CONTEXT_KEYS = {"x-request-id": "request_id", "x-pipeline-id": "pipeline_id", "x-task-id": "task_id"}
+_QUIET_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+def _log_context(details: grpc.HandlerCallDetails) -> dict[str, str]:
+    metadata = dict(details.invocation_metadata or ())
+    bound = {name: str(metadata[key]) for key, name in CONTEXT_KEYS.items() if key in metadata}
+    bound.setdefault("request_id", uuid.uuid4().hex)
+    return bound
+
+
+class _Call:
+    """Bookkeeping of one RPC: metrics, log context, error mapping."""
+
+    def __init__(self, metrics: ServiceMetrics, method: str, bound: dict[str, str]) -> None:
+        self.metrics = metrics
+        self.method = method
+        self.bound = bound
+        self.quiet = method.startswith(_QUIET_PREFIXES)
+        self.code = grpc.StatusCode.OK
+        self.started = time.perf_counter()
+
+    def __enter__(self) -> "_Call":
+        self._tokens = structlog.contextvars.bind_contextvars(**self.bound, method=self.method)
+        self.metrics.in_flight.labels(self.metrics.service, self.method).inc()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        elapsed = time.perf_counter() - self.started
+        m = self.metrics
+        m.in_flight.labels(m.service, self.method).dec()
+        m.latency.labels(m.service, self.method).observe(elapsed)
+        m.requests.labels(m.service, self.method, self.code.name).inc()
+        if not self.quiet or self.code is not grpc.StatusCode.OK:
+            log.info("rpc_finished", code=self.code.name, duration_ms=round(elapsed * 1000, 2))
+        structlog.contextvars.reset_contextvars(**self._tokens)
+
+    async def fail(self, context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+        """Aborts the RPC with the mapped status (raises grpc.aio.AbortError)."""
+        if isinstance(exc, ServiceError):
+            self.code = exc.code
+            log.info("rpc_rejected", code=exc.code.name, error=exc.message)
+            await context.abort(exc.code, exc.message)
+        self.code = grpc.StatusCode.INTERNAL
+        log.error("rpc_internal_error", exc_info=exc)
+        await context.abort(
+            grpc.StatusCode.INTERNAL,
+            f"internal error in {self.method} (request id {self.bound['request_id']}); see the service log",
+        )
+
+    def note_abort(self, context: grpc.aio.ServicerContext) -> None:
+        code = context.code()
+        self.code = code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
+
+
+def _wrap_unary(behavior: Callable, metrics: ServiceMetrics, method: str, bound: dict[str, str]) -> Callable:
+    async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        with _Call(metrics, method, bound) as call:
+            try:
+                result = behavior(request, context)
+                if inspect.isawaitable(result):
+                    result = await result
+                return result
+            except grpc.aio.AbortError:
+                call.note_abort(context)
+                raise
+            except Exception as exc:  # noqa: BLE001 - mapped by the error table
+                await call.fail(context, exc)
+
+    return handler
+
+
+def _wrap_stream(behavior: Callable, metrics: ServiceMetrics, method: str, bound: dict[str, str]) -> Callable:
+    async def handler(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        with _Call(metrics, method, bound) as call:
+            try:
+                result = behavior(request, context)
+                if inspect.isasyncgen(result):
+                    async for item in result:
+                        yield item
+                elif inspect.isawaitable(result):
+                    await result  # a coroutine that writes with context.write()
+                else:
+                    for item in result:
+                        yield item
+            except grpc.aio.AbortError:
+                call.note_abort(context)
+                raise
+            except Exception as exc:  # noqa: BLE001
+                await call.fail(context, exc)
+
+    return handler
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    """Runs once per RPC, so the wrappers close over that call's ids."""
+
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self.metrics = metrics
+
+    async def intercept_service(
+        self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        bound = _log_context(handler_call_details)
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                _wrap_unary(handler.unary_unary, self.metrics, method, bound),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                _wrap_stream(handler.unary_stream, self.metrics, method, bound),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler  # streaming-request methods (reflection) pass through untouched

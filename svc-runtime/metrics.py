@@ -1,0 +1,50 @@
+"""Prometheus metrics of one service, in a registry of its own (several servers
+may share a process in tests), served on the service's metrics port."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+@dataclass
+class ServiceMetrics:
+    service: str
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        labels = ("service", "method")
+        self.requests = Counter(
+            "aiworker_grpc_requests", "RPCs handled, by method and status code",
+            (*labels, "code"), registry=self.registry,
+        )
+        self.latency = Histogram(
+            "aiworker_grpc_latency_seconds", "RPC latency", labels,
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.in_flight = Gauge("aiworker_grpc_in_flight", "RPCs in progress", labels, registry=self.registry)
+        self.device_info = Gauge(
+            "aiworker_service_device", "1 for the device the model runs on", ("service", "device"),
+            registry=self.registry,
+        )
+        self.ready = Gauge("aiworker_service_ready", "1 when the model is loaded and warm", ("service",),
+                           registry=self.registry)
+
+    def histogram(self, name: str, doc: str, buckets: tuple[float, ...], labels: tuple[str, ...] = ()) -> Histogram:
+        """A service-specific histogram (e.g. batch size) in this registry."""
+        return Histogram(name, doc, ("service", *labels), buckets=buckets, registry=self.registry)
+
+    def serve(self, host: str, port: int) -> int:
+        """Starts the /metrics HTTP endpoint; returns the bound port (port 0 = any)."""
+        self._http, _thread = start_http_server(port, addr=host, registry=self.registry)
+        return self._http.server_port
+
+    def close(self) -> None:
+        http = getattr(self, "_http", None)
+        if http is not None:
+            http.shutdown()
+            http.server_close()
+            self._http = None

@@ -1,0 +1,1 @@
+"""svc-stt (work in progress)."""

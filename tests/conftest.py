@@ -1,0 +1,44 @@
+"""Session-wide fixtures: real Redis and PostgreSQL, logs and artifacts under
+test-artifacts/ (kept after the run for CI to show)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.support.infra import postgres_for_session, redis_for_session
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Models load from the bundled packages only; a hub lookup would hang offline.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    path = Path(os.environ.get("AIWORKER_TEST_ARTIFACTS", ROOT / "test-artifacts"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def log_dir(artifacts_dir: Path) -> Path:
+    path = artifacts_dir / "logs"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with redis_for_session(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with postgres_for_session(tmp_path_factory.mktemp("postgres")) as url:
+        yield url
