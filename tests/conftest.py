@@ -42,3 +42,16 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with postgres_for_session(tmp_path_factory.mktemp("postgres")) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def stack(log_dir, redis_url, postgres_url, tmp_path_factory):
+    """Everything running: four services, a cpu and a gpu worker, Redis, PostgreSQL."""
+    from tests.support.stack import Stack
+
+    running = Stack(log_dir, redis_url, postgres_url, tmp_path_factory.mktemp("blobs"))
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()

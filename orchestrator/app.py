@@ -1,0 +1,78 @@
+"""The Celery app: seed 003's settings and beyond, every value from
+OrchestratorSettings, the one routing table, and the task modules."""
+
+from __future__ import annotations
+
+from celery import Celery, signals
+from kombu import Queue
+
+from orchestrator.resources import Resources
+from orchestrator.routing import CPU_QUEUE, QUEUES, celery_routes
+from orchestrator.settings import OrchestratorSettings
+from svc_runtime.logs import configure_logging
+
+
+def celery_config(settings: OrchestratorSettings) -> dict:
+    return {
+        "broker_url": settings.broker_url,
+        "result_backend": settings.result_backend,
+        # JSON only: pickle would let a broker message run code.
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "timezone": "UTC",
+        "enable_utc": True,
+        # Ack after the work is done; a killed pool child's task goes back to the queue.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_track_started": True,
+        "result_extended": True,
+        "task_soft_time_limit": settings.task_soft_time_limit,
+        "task_time_limit": settings.task_time_limit,
+        "result_expires": settings.result_expires,
+        "broker_transport_options": {
+            # Above the hard limit, or a long task is redelivered while it still runs.
+            "visibility_timeout": settings.visibility_timeout,
+            "queue_order_strategy": "priority",
+            "priority_steps": list(range(10)),
+            "sep": ":",
+        },
+        "result_backend_transport_options": {"retry_policy": {"timeout": 5.0}},
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,
+        "redis_socket_timeout": 10,
+        "redis_socket_connect_timeout": 5,
+        "redis_backend_health_check_interval": 10,
+        "result_backend_always_retry": True,
+        "result_backend_max_retries": 10,
+        "task_queues": [Queue(name) for name in QUEUES],
+        "task_default_queue": CPU_QUEUE,
+        "task_routes": celery_routes(),
+        "task_create_missing_queues": False,
+        # Events, so celery inspect / celery events / Flower work unchanged.
+        "worker_send_task_events": settings.worker_send_events,
+        "task_send_sent_event": settings.worker_send_events,
+        "worker_concurrency": settings.worker_concurrency,
+        "worker_max_tasks_per_child": settings.worker_max_tasks_per_child,
+        "worker_hijack_root_logger": False,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "beat_schedule": {
+            "cleanup": {"task": "tasks.maintenance.cleanup", "schedule": settings.cleanup_interval_seconds},
+        },
+    }
+
+
+def create_app(settings: OrchestratorSettings | None = None) -> Celery:
+    settings = settings or OrchestratorSettings()
+    app = Celery("aiworker", set_as_current=True)
+    app.conf.update(celery_config(settings))
+    app.aiworker = Resources(settings)  # per-process clients, blob store, Redis
+    import orchestrator.tasks  # noqa: F401 - registers every task (shared_task) with this app
+
+    @signals.setup_logging.connect(weak=False)
+    def _logging(**_: object) -> None:  # replaces Celery's own logging setup
+        configure_logging(settings.log_level, settings.log_format)
+
+    return app

@@ -1,0 +1,23 @@
+"""`python -m orchestrator.db upgrade [--database-url URL]`: migrate to head."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+from orchestrator.db.migrate import upgrade
+from orchestrator.settings import OrchestratorSettings
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m orchestrator.db")
+    parser.add_argument("command", choices=["upgrade"])
+    parser.add_argument("--database-url", help="default: AIWORKER_DATABASE_URL")
+    args = parser.parse_args(argv)
+    url = args.database_url or OrchestratorSettings().database_url
+    upgrade(url)
+    print(f"database at head: {url.rsplit('@', 1)[-1]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Orchestrator settings (env prefix AIWORKER_), shared by workers, beat and
+any producer (the gateway)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OrchestratorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AIWORKER_", extra="ignore")
+
+    broker_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker (Redis)")
+    result_backend: str = Field("", description="Celery result backend; empty = the broker URL")
+    redis_url: str = Field("", description="Redis for live progress hashes; empty = the broker URL")
+    database_url: str = Field(
+        "postgresql+psycopg://postgres@127.0.0.1:5432/aiworker",
+        description="PostgreSQL (SQLAlchemy URL): tracking, chunks and vectors",
+    )
+
+    parser_address: str = Field("127.0.0.1:50051", description="svc-parser host:port")
+    embedder_address: str = Field("127.0.0.1:50052", description="svc-embedder host:port")
+    llm_address: str = Field("127.0.0.1:50053", description="svc-llm host:port")
+    stt_address: str = Field("127.0.0.1:50054", description="svc-stt host:port")
+    max_message_bytes: int = Field(64 * 1024 * 1024, description="gRPC message limit used by the clients")
+
+    task_soft_time_limit: int = Field(540, ge=1, description="seconds before SoftTimeLimitExceeded")
+    task_time_limit: int = Field(600, ge=1, description="seconds before the pool child is killed")
+    visibility_timeout: int = Field(
+        0, ge=0, description="seconds before an unacked task is redelivered; 0 = time limit + 60"
+    )
+    result_expires: int = Field(86400, ge=60, description="seconds results stay in the backend")
+    max_retries: int = Field(3, ge=0, description="retries of a stage on UNAVAILABLE/DEADLINE_EXCEEDED/RESOURCE_EXHAUSTED")
+    retry_backoff_seconds: float = Field(1.0, gt=0, description="first retry delay; doubles each retry")
+    retry_backoff_max_seconds: float = Field(30.0, gt=0, description="cap on the retry delay")
+    worker_concurrency: int = Field(2, ge=1, description="pool processes per worker")
+    worker_max_tasks_per_child: int = Field(1000, ge=1)
+    worker_send_events: bool = Field(True, description="task events for celery events / Flower")
+
+    blob_dir: Path = Field(Path("var/blobs"), description="shared folder of the content-addressed blob store")
+    max_blob_bytes: int = Field(64 * 1024 * 1024, description="largest upload stored")
+    blob_retention_hours: float = Field(24 * 7, gt=0, description="blobs older than this are removed")
+    pipeline_hash_ttl: int = Field(3600, ge=1, description="seconds a pipeline's live progress hash lives")
+    task_retention_days: float = Field(30, gt=0, description="tracked task rows older than this are removed")
+    cleanup_interval_seconds: float = Field(3600, gt=0, description="how often beat runs the cleanup")
+
+    chunk_chars: int = Field(800, ge=100, description="target chunk size (characters) for embedding")
+    chunk_overlap: int = Field(100, ge=0, description="characters shared by neighbouring chunks")
+    llm_max_new_tokens: int = Field(96, ge=1, description="tokens the pipeline LLM stages generate at most")
+
+    log_level: str = Field("info")
+    log_format: str = Field("auto")
+
+    @model_validator(mode="after")
+    def _derived(self) -> "OrchestratorSettings":
+        if self.task_soft_time_limit >= self.task_time_limit:
+            raise ValueError("task_soft_time_limit must be below task_time_limit")
+        if not self.visibility_timeout:
+            self.visibility_timeout = self.task_time_limit + 60
+        if self.visibility_timeout <= self.task_time_limit:
+            raise ValueError("visibility_timeout must exceed task_time_limit, or tasks run twice")
+        self.result_backend = self.result_backend or self.broker_url
+        self.redis_url = self.redis_url or self.broker_url
+        return self

@@ -1,0 +1,147 @@
+"""The base class of every pipeline task: a thin stage that validates its input,
+calls one service with the task's remaining time as the gRPC deadline, reports
+progress, and retries only what retrying can fix."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import redis
+import structlog
+from celery import Task
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import OperationalError
+
+from orchestrator.clients import CallContext
+from orchestrator.errors import InvalidInput, RetryableServiceError
+from orchestrator.progress import write_pipeline_progress
+from orchestrator.resources import Resources
+
+log = structlog.get_logger(__name__)
+M = TypeVar("M", bound=BaseModel)
+
+# Custom message headers every stage of a pipeline carries (see pipelines.py).
+HEADER_KEYS = ("pipeline_id", "pipeline", "stage_index", "stage_count", "request_id")
+DEADLINE_MARGIN_SECONDS = 2.0  # the RPC gives up before Celery's soft limit fires
+
+
+@dataclass(frozen=True)
+class StageContext:
+    pipeline_id: str
+    pipeline: str
+    stage_index: int
+    stage_count: int
+    request_id: str
+
+
+def backoff_seconds(retries: int, base: float, cap: float) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base·2^n)],
+    at least a tenth of the step so retries never spin."""
+    step = min(cap, base * (2 ** retries))
+    return max(step / 10, random.uniform(0, step))
+
+
+class StageTask(Task):
+    """Celery task base for pipeline stages (use with `bind=True`)."""
+
+    abstract = True
+    _started: float = 0.0
+
+    @property
+    def resources(self) -> Resources:
+        return self.app.aiworker  # set by orchestrator.app.create_app
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self._started = time.monotonic()
+        ctx = self.stage_context()
+        structlog.contextvars.bind_contextvars(
+            task_id=self.request.id, task_name=self.name, pipeline_id=ctx.pipeline_id, request_id=ctx.request_id)
+        try:
+            return self.run(*args, **kwargs)
+        except RetryableServiceError as exc:
+            self._retry_later(exc)
+        except (OperationalError, redis.ConnectionError) as exc:  # PostgreSQL/Redis away: transient
+            self._retry_later(RetryableServiceError(f"{type(exc).__name__}: {str(exc).splitlines()[0]}"))
+        finally:
+            structlog.contextvars.unbind_contextvars("task_id", "task_name", "pipeline_id", "request_id")
+
+    def _retry_later(self, exc: RetryableServiceError) -> None:
+        settings = self.resources.settings
+        retries = self.request.retries
+        if retries >= settings.max_retries:
+            log.warning("stage_retries_exhausted", retries=retries, error=str(exc))
+            raise exc
+        countdown = backoff_seconds(retries, settings.retry_backoff_seconds, settings.retry_backoff_max_seconds)
+        log.info("stage_retry_scheduled", retry=retries + 1, countdown=round(countdown, 2), error=str(exc))
+        self.report("RETRY", 0, f"retry {retries + 1}/{settings.max_retries} in {countdown:.1f}s: {exc}")
+        raise self.retry(exc=exc, countdown=countdown, max_retries=settings.max_retries)
+
+    # -- context -------------------------------------------------------------
+    def stage_context(self) -> StageContext:
+        r = self.request
+        return StageContext(
+            pipeline_id=str(getattr(r, "pipeline_id", None) or ""),
+            pipeline=str(getattr(r, "pipeline", None) or ""),
+            stage_index=int(getattr(r, "stage_index", None) or 0),
+            stage_count=int(getattr(r, "stage_count", None) or 1),
+            request_id=str(getattr(r, "request_id", None) or r.root_id or r.id or ""),
+        )
+
+    def remaining_seconds(self) -> float:
+        """Time left before the soft time limit, minus a margin."""
+        hard, soft = (self.request.timelimit or (None, None))
+        conf = self.app.conf
+        limit = soft or conf.task_soft_time_limit or hard or conf.task_time_limit or 600
+        return max(0.5, limit - (time.monotonic() - self._started) - DEADLINE_MARGIN_SECONDS)
+
+    def rpc(self) -> CallContext:
+        ctx = self.stage_context()
+        return CallContext(
+            timeout=self.remaining_seconds(),
+            metadata=(("x-request-id", ctx.request_id), ("x-pipeline-id", ctx.pipeline_id),
+                      ("x-task-id", str(self.request.id))),
+        )
+
+    # -- input ---------------------------------------------------------------
+    @staticmethod
+    def validate(model: type[M], data: Any) -> M:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}" for err in exc.errors())
+            raise InvalidInput(f"invalid input for {model.__name__}: {problems}") from None
+
+    # -- progress ------------------------------------------------------------
+    def report(self, status: str, progress: int, message: str) -> None:
+        """Celery PROGRESS state of this task + the pipeline's live Redis hash
+        (status is the pipeline's: PROGRESS, RETRY, SUCCESS or FAILURE)."""
+        ctx = self.stage_context()
+        stage = self.name.rsplit(".", 1)[-1]
+        if not ctx.pipeline_id:  # a task sent on its own, outside any pipeline
+            return
+        if status == "PROGRESS" and self.request.id and not self.request.is_eager:
+            self.update_state(state="PROGRESS", meta={
+                "stage": stage, "stage_index": ctx.stage_index, "progress": progress, "message": message})
+        overall = 100 * (ctx.stage_index + progress / 100) / max(ctx.stage_count, 1)
+        try:
+            write_pipeline_progress(
+                self.resources.redis, ctx.pipeline_id, self.resources.settings.pipeline_hash_ttl,
+                pipeline=ctx.pipeline, stage=stage, stage_index=ctx.stage_index, stage_count=ctx.stage_count,
+                status=status, progress=progress, overall_progress=round(overall, 1), message=message,
+                task_id=self.request.id,
+            )
+        except Exception as exc:  # noqa: BLE001 - progress is best effort; the task goes on
+            log.warning("progress_write_failed", error=str(exc))
+
+    def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+        ctx = self.stage_context()
+        last = ctx.stage_index + 1 >= ctx.stage_count
+        self.report("SUCCESS" if last else "PROGRESS", 100,
+                    "pipeline completed" if last else f"{self.name.rsplit('.', 1)[-1]} done")
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        self.report("FAILURE", 0, f"{type(exc).__name__}: {exc}")

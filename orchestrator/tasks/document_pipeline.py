@@ -1,0 +1,83 @@
+"""Document pipeline (seed 002): parse (cpu) → chunk (cpu) → embed (gpu) → store (cpu)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+from pydantic import BaseModel, Field
+
+from orchestrator.errors import InvalidInput
+from orchestrator.stage import StageTask
+from orchestrator.tasks._embedding import embed_texts
+from orchestrator.tasks.resume_pipeline import EmbeddedResume, ParsedResume, store_document
+from orchestrator.text import chunk_pages
+
+TEXT_TYPES = ("text/plain", "text/markdown")
+
+
+class DocumentInput(BaseModel):
+    document: str = Field(description="blob reference of the file")
+    filename: str = ""
+    content_type: str = "application/pdf"
+
+
+class ParsedDocument(BaseModel):
+    document_id: str
+    source: str
+    filename: str = ""
+    title: str = ""
+    page_count: int
+    pages_ref: str
+    chars: int
+
+
+@shared_task(bind=True, base=StageTask, name="tasks.document_pipeline.parse")
+def parse(self: StageTask, payload: dict[str, Any]) -> dict[str, Any]:
+    data = self.validate(DocumentInput, payload)
+    raw = self.resources.blobs.get(data.document)
+    self.report("PROGRESS", 10, f"extracting text from {data.filename or 'the document'}")
+    if data.content_type in TEXT_TYPES:
+        try:
+            pages, title = [(1, raw.decode("utf-8"))], data.filename
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(f"text document is not UTF-8 (byte {exc.start})") from None
+    elif data.content_type == "application/pdf":
+        reply = self.resources.parser().parse_pdf(raw, self.rpc())
+        pages, title = [(p.number, p.text) for p in reply.pages], reply.metadata.title or data.filename
+    else:
+        raise InvalidInput(f"unsupported content type {data.content_type!r}: use application/pdf or text/plain")
+    chars = sum(len(text) for _, text in pages)
+    if not chars:
+        raise InvalidInput("the document has no extractable text")
+    return ParsedDocument(
+        document_id=self.stage_context().pipeline_id, source=data.document, filename=data.filename, title=title,
+        page_count=len(pages), pages_ref=self.resources.blobs.put_json(pages), chars=chars,
+    ).model_dump()
+
+
+@shared_task(bind=True, base=StageTask, name="tasks.document_pipeline.chunk")
+def chunk(self: StageTask, parsed: dict[str, Any]) -> dict[str, Any]:
+    data = self.validate(ParsedDocument, parsed)
+    settings = self.resources.settings
+    pages = [tuple(p) for p in self.resources.blobs.get_json(data.pages_ref)]
+    chunks = chunk_pages(pages, settings.chunk_chars, settings.chunk_overlap)
+    return ParsedResume(
+        document_id=data.document_id, source=data.source, filename=data.filename, title=data.title,
+        page_count=data.page_count, chunk_count=len(chunks),
+        chunks_ref=self.resources.blobs.put_json([c.__dict__ for c in chunks]), preview=chunks[0].text[:200],
+    ).model_dump()
+
+
+@shared_task(bind=True, base=StageTask, name="tasks.document_pipeline.embed")
+def embed(self: StageTask, chunked: dict[str, Any]) -> dict[str, Any]:
+    data = self.validate(ParsedResume, chunked)
+    chunks = self.resources.blobs.get_json(data.chunks_ref)
+    vectors, model = embed_texts(self, [c["text"] for c in chunks])
+    return EmbeddedResume(**data.model_dump(), vectors_ref=self.resources.blobs.put_array(vectors),
+                          dimension=int(vectors.shape[1]), model=model).model_dump()
+
+
+@shared_task(bind=True, base=StageTask, name="tasks.document_pipeline.store")
+def store(self: StageTask, embedded: dict[str, Any]) -> dict[str, Any]:
+    return store_document(self, self.validate(EmbeddedResume, embedded), kind="document")

@@ -1,0 +1,82 @@
+"""The whole back end for end-to-end tests: the four model services, one worker
+per queue, Redis, PostgreSQL (migrated), a blob folder, and a test-side Celery
+app configured exactly like the workers."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+
+from orchestrator.app import create_app
+from orchestrator.db import upgrade
+from orchestrator.pipelines import SubmittedPipeline, submit
+from orchestrator.settings import OrchestratorSettings
+from tests.support.procs import ManagedProcess
+from tests.support.services import RunningService, start_service
+from tests.support.workers import orchestrator_env, start_worker
+
+SERVICE_KINDS = ("parser", "embedder", "llm", "stt")
+TERMINAL = {"SUCCESS", "FAILURE", "REVOKED"}
+
+
+@dataclass
+class Stack:
+    log_dir: Path
+    redis_url: str
+    postgres_url: str
+    blob_dir: Path
+    services: dict[str, RunningService] = field(default_factory=dict)
+    workers: dict[str, ManagedProcess] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    app: Celery | None = None
+
+    @property
+    def settings(self) -> OrchestratorSettings:
+        return self.app.aiworker.settings
+
+    def start(self, **overrides: Any) -> "Stack":
+        for kind in SERVICE_KINDS:
+            if kind not in self.services:
+                self.services[kind] = start_service(kind, self.log_dir)
+        self.env = orchestrator_env(self.redis_url, self.postgres_url, self.blob_dir,
+                                    {k: s.address for k, s in self.services.items()}, **overrides)
+        upgrade(self.postgres_url)
+        self.app = make_app(self.env)
+        self.workers["cpu"] = start_worker(self.app, "cpu_queue", self.env, self.log_dir, "cpu")
+        self.workers["gpu"] = start_worker(self.app, "gpu_queue", self.env, self.log_dir, "gpu")
+        return self
+
+    def stop(self) -> None:
+        for worker in self.workers.values():
+            worker.stop()
+        for service in self.services.values():
+            service.stop()
+
+    # -- helpers for tests ---------------------------------------------------
+    def submit(self, name: str, payload: dict[str, Any], **kwargs: Any) -> SubmittedPipeline:
+        return submit(self.app, name, payload, **kwargs)
+
+    def put_blob(self, data: bytes) -> str:
+        return self.app.aiworker.blobs.put(data)
+
+    def wait(self, submitted: SubmittedPipeline, timeout: float = 180) -> list[Any]:
+        """Waits until every stage is terminal or one failed; returns the AsyncResults."""
+        results = [self.app.AsyncResult(t) for t in submitted.task_ids]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = [r.state for r in results]
+            if all(s == "SUCCESS" for s in states) or "FAILURE" in states or "REVOKED" in states:
+                return results
+            time.sleep(0.2)
+        raise TimeoutError(f"pipeline {submitted.name} {submitted.pipeline_id} not done after {timeout}s: "
+                           f"{[r.state for r in results]}")
+
+
+def make_app(env: dict[str, str]) -> Celery:
+    """A producer-side app built from the same AIWORKER_* values the workers get."""
+    fields = {key.removeprefix("AIWORKER_").lower(): value for key, value in env.items()}
+    return create_app(OrchestratorSettings(**fields))
