@@ -38,10 +38,10 @@ class StageContext:
 
 
 def backoff_seconds(retries: int, base: float, cap: float) -> float:
-    """Exponential backoff with full jitter: uniform in [0, min(cap, base·2^n)],
-    at least a tenth of the step so retries never spin."""
+    """Exponential backoff with "equal jitter": half of min(cap, base·2^n) plus a
+    random part up to the other half, so retries spread out yet always wait."""
     step = min(cap, base * (2 ** retries))
-    return max(step / 10, random.uniform(0, step))
+    return step / 2 + random.uniform(0, step / 2)
 
 
 class StageTask(Task):

@@ -20,6 +20,9 @@ from svc_runtime.metrics import ServiceMetrics
 
 log = get_logger(__name__)
 
+# Trailing metadata on every reply (health checks included): which device the
+# model runs on, so a health aggregator learns it without another RPC.
+DEVICE_KEY = "x-aiworker-device"
 # Metadata keys carried across hops (Celery task → gRPC → service logs).
 CONTEXT_KEYS = {"x-request-id": "request_id", "x-pipeline-id": "pipeline_id", "x-task-id": "task_id"}
 _QUIET_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -76,8 +79,10 @@ class _Call:
         self.code = code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
 
 
-def _wrap_unary(behavior: Callable, metrics: ServiceMetrics, method: str, bound: dict[str, str]) -> Callable:
+def _wrap_unary(behavior: Callable, metrics: ServiceMetrics, method: str, bound: dict[str, str],
+                trailing: tuple[tuple[str, str], ...]) -> Callable:
     async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        context.set_trailing_metadata(trailing)
         with _Call(metrics, method, bound) as call:
             try:
                 result = behavior(request, context)
@@ -93,8 +98,10 @@ def _wrap_unary(behavior: Callable, metrics: ServiceMetrics, method: str, bound:
     return handler
 
 
-def _wrap_stream(behavior: Callable, metrics: ServiceMetrics, method: str, bound: dict[str, str]) -> Callable:
+def _wrap_stream(behavior: Callable, metrics: ServiceMetrics, method: str, bound: dict[str, str],
+                 trailing: tuple[tuple[str, str], ...]) -> Callable:
     async def handler(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        context.set_trailing_metadata(trailing)
         with _Call(metrics, method, bound) as call:
             try:
                 result = behavior(request, context)
@@ -118,8 +125,9 @@ def _wrap_stream(behavior: Callable, metrics: ServiceMetrics, method: str, bound
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
     """Runs once per RPC, so the wrappers close over that call's ids."""
 
-    def __init__(self, metrics: ServiceMetrics) -> None:
+    def __init__(self, metrics: ServiceMetrics, device: str) -> None:
         self.metrics = metrics
+        self.trailing = ((DEVICE_KEY, device),)
 
     async def intercept_service(
         self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails
@@ -131,13 +139,13 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         bound = _log_context(handler_call_details)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, self.metrics, method, bound),
+                _wrap_unary(handler.unary_unary, self.metrics, method, bound, self.trailing),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream, self.metrics, method, bound),
+                _wrap_stream(handler.unary_stream, self.metrics, method, bound, self.trailing),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )

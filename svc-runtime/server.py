@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from typing import Callable, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -96,15 +96,17 @@ class ServiceServer:
         log.info("server_stopped", service=self.servicer.service_name)
 
 
-def create_server(settings: ServiceSettings, servicer: ModelServicer) -> tuple[ServiceServer, int]:
-    """Call from inside the event loop that will run the server."""
+def create_server(settings: ServiceSettings, servicer: ModelServicer,
+                  interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> tuple[ServiceServer, int]:
+    """Call from inside the event loop that will run the server. `interceptors`
+    run after the runtime's own (e.g. the gateway's API-key check)."""
     short_name = servicer.service_name.split(".")[1] if "." in servicer.service_name else servicer.service_name
     metrics = ServiceMetrics(short_name)
     health = Health(servicer.service_name)
     servicer.health = health
     servicer.metrics = metrics
     server = grpc.aio.server(
-        interceptors=[ServiceInterceptor(metrics)],
+        interceptors=[ServiceInterceptor(metrics, servicer.device), *interceptors],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),

@@ -51,7 +51,9 @@ def stack(log_dir, redis_url, postgres_url, tmp_path_factory):
 
     running = Stack(log_dir, redis_url, postgres_url, tmp_path_factory.mktemp("blobs"))
     try:
-        running.start()
+        # Retries: 0.5 s doubling to 2 s, 12 of them, so a service down for a few
+        # seconds is waited out (tests/orchestrator: service down at submit).
+        running.start(max_retries=12, retry_backoff_seconds=0.5, retry_backoff_max_seconds=2)
         yield running
     finally:
         running.stop()

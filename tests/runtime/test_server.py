@@ -49,6 +49,9 @@ def test_health_not_serving_until_loaded_then_serving_then_draining():
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             assert await check(channel, "") == SERVING
             assert await check(channel, PARSER) == NOT_SERVING
+            call = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""))
+            await call
+            assert ("x-aiworker-device", "cpu") in tuple(await call.trailing_metadata())
             await server.load_model()
             assert await check(channel, PARSER) == SERVING
             stopping = asyncio.create_task(server.stop())

@@ -22,9 +22,6 @@ def orchestrator_env(redis_url: str, postgres_url: str, blob_dir: Path, services
         "AIWORKER_DATABASE_URL": postgres_url,
         "AIWORKER_BLOB_DIR": str(blob_dir),
         "AIWORKER_LOG_FORMAT": "json",
-        # Fast retries in tests: 0.2 s, 0.4 s, 0.8 s, ... capped at 2 s.
-        "AIWORKER_RETRY_BACKOFF_SECONDS": "0.2",
-        "AIWORKER_RETRY_BACKOFF_MAX_SECONDS": "2",
     }
     for kind, address in services.items():
         env[f"AIWORKER_{kind.upper()}_ADDRESS"] = address

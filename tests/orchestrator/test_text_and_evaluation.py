@@ -1,0 +1,69 @@
+"""Pure logic of the stages: cleaning, chunking, parsing LLM output, similarity, backoff."""
+
+import numpy as np
+import pytest
+
+from orchestrator.evaluation import cosine_similarities, extract_question, parse_evaluation
+from orchestrator.stage import backoff_seconds
+from orchestrator.text import chunk_pages, clean_text
+
+
+def test_clean_text_normalises_space_controls_and_unicode():
+    raw = "  Hello\u00a0\u00a0world\x00!\r\n\r\n\r\n\r\nSecond\tline  \n"
+    assert clean_text(raw) == "Hello world!\n\nSecond line"
+    assert clean_text("e\u0301") == "\u00e9"  # NFC
+
+
+def test_chunks_respect_size_keep_order_and_overlap():
+    sentences = [f"Sentence number {i} talks about Celery and gRPC." for i in range(40)]
+    chunks = chunk_pages([(1, " ".join(sentences[:20])), (2, " ".join(sentences[20:]))], size=200, overlap=60)
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+    assert all(len(c.text) <= 200 for c in chunks)
+    assert {c.page for c in chunks} == {1, 2}
+    joined = " ".join(c.text for c in chunks)
+    assert all(s in joined for s in sentences)  # nothing lost
+    page1 = [c for c in chunks if c.page == 1]
+    assert page1[1].text.split(". ")[0] in page1[0].text  # neighbours share context
+
+
+def test_a_sentence_longer_than_a_chunk_is_cut():
+    chunks = chunk_pages([(1, "x" * 1000)], size=300, overlap=0)
+    assert [len(c.text) for c in chunks] == [300, 300, 300, 100]
+
+
+def test_empty_pages_give_no_chunks():
+    assert chunk_pages([(1, "  \n "), (2, "")], size=100, overlap=10) == []
+
+
+@pytest.mark.parametrize(("text", "score"), [
+    ("Score: 7\nFeedback: Clear answer with numbers.", 7),
+    ("score = 12/10 feedback: too long", 10),
+    ("I would give this 6/10. Feedback: good.", 6),
+    ("No number here. Feedback: vague.", None),
+])
+def test_parse_evaluation(text, score):
+    got_score, feedback = parse_evaluation(text)
+    assert got_score == score
+    assert feedback and "Score" not in feedback
+
+
+def test_extract_question_takes_the_first_question():
+    assert extract_question("Great. How did you measure the failure rate? Also...") == \
+        "How did you measure the failure rate?"
+    assert extract_question("Tell me more about Redis.") == "Tell me more about Redis."
+
+
+def test_cosine_similarities():
+    vectors = np.array([[1, 0], [0, 2], [1, 1]], dtype=np.float32)
+    got = cosine_similarities(np.array([2, 0], dtype=np.float32), vectors)
+    np.testing.assert_allclose(got, [1, 0, 2 ** -0.5], atol=1e-6)
+    assert cosine_similarities(np.ones(2), np.zeros((0, 2))).size == 0
+
+
+def test_backoff_grows_is_capped_and_jittered():
+    draws = [backoff_seconds(n, 1.0, 8.0) for n in range(6) for _ in range(50)]
+    assert all(0.5 <= d <= 8.0 for d in draws)
+    first = [backoff_seconds(0, 1.0, 8.0) for _ in range(50)]
+    assert all(0.5 <= d <= 1.0 for d in first)
+    assert all(4.0 <= backoff_seconds(10, 1.0, 8.0) <= 8.0 for _ in range(50))
+    assert len({round(d, 6) for d in draws}) > 100  # jitter: not the same delays every time
