@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Sequence, TypeVar
 
+from pydantic import ValidationError
 from pydantic_settings import BaseSettings, CliApp, SettingsConfigDict
 
 S = TypeVar("S", bound=BaseSettings)
@@ -23,4 +25,10 @@ def settings_from_cli(settings_cls: type[S], argv: Sequence[str] | None, prog: s
         )
 
     _Cli.__name__ = settings_cls.__name__
-    return CliApp.run(_Cli, cli_args=list(argv) if argv is not None else None)
+    try:
+        return CliApp.run(_Cli, cli_args=list(argv) if argv is not None else None)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors())
+        print(f"{prog}: invalid settings: {problems}", file=sys.stderr)
+        raise SystemExit(2) from None

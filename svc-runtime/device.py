@@ -4,6 +4,7 @@ is a start-up error; auto falls back to CPU with a warning."""
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 from svc_runtime.errors import StartupError
 from svc_runtime.logs import get_logger
@@ -12,7 +13,7 @@ log = get_logger(__name__)
 _DEVICE = re.compile(r"^(cpu|cuda|cuda:\d+|auto)$")
 
 
-def _cuda_device_count() -> int:
+def torch_cuda_device_count() -> int:
     try:
         import torch
     except ImportError:
@@ -20,11 +21,13 @@ def _cuda_device_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def resolve_device(requested: str, *, cuda_capable: bool = True) -> str:
+def resolve_device(requested: str, *, cuda_capable: bool = True,
+                   cuda_device_count: Callable[[], int] = torch_cuda_device_count) -> str:
     """Returns a concrete device string ('cpu', 'cuda:0', ...).
 
     `cuda_capable=False` is for services whose library only runs on the CPU
-    (the parser): there `auto` means cpu and cuda is refused.
+    (the parser): there `auto` means cpu and cuda is refused. Services that do
+    not use torch pass their library's own CUDA probe (e.g. CTranslate2's).
     """
     requested = requested.strip().lower()
     if not _DEVICE.match(requested):
@@ -35,7 +38,7 @@ def resolve_device(requested: str, *, cuda_capable: bool = True) -> str:
         if requested == "auto":
             return "cpu"
         raise StartupError(f"device {requested!r} asked for, but this service runs on the CPU only")
-    count = _cuda_device_count()
+    count = cuda_device_count()
     if requested == "auto":
         if count:
             return "cuda:0"

@@ -6,6 +6,7 @@ INTERNAL with the traceback logged (not sent)."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
 import uuid
@@ -74,6 +75,12 @@ class _Call:
             f"internal error in {self.method} (request id {self.bound['request_id']}); see the service log",
         )
 
+    def note_cancel(self, context: grpc.aio.ServicerContext) -> None:
+        """The caller went away or its deadline passed (the handler was cancelled)."""
+        remaining = context.time_remaining()
+        expired = remaining is not None and remaining <= 0
+        self.code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
+
     def note_abort(self, context: grpc.aio.ServicerContext) -> None:
         code = context.code()
         self.code = code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
@@ -91,6 +98,9 @@ def _wrap_unary(behavior: Callable, metrics: ServiceMetrics, method: str, bound:
                 return result
             except grpc.aio.AbortError:
                 call.note_abort(context)
+                raise
+            except asyncio.CancelledError:
+                call.note_cancel(context)
                 raise
             except Exception as exc:  # noqa: BLE001 - mapped by the error table
                 await call.fail(context, exc)
@@ -115,6 +125,9 @@ def _wrap_stream(behavior: Callable, metrics: ServiceMetrics, method: str, bound
                         yield item
             except grpc.aio.AbortError:
                 call.note_abort(context)
+                raise
+            except asyncio.CancelledError:
+                call.note_cancel(context)
                 raise
             except Exception as exc:  # noqa: BLE001
                 await call.fail(context, exc)

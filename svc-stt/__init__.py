@@ -1,1 +1,1 @@
-"""svc-stt (work in progress)."""
+"""svc-stt: audio → transcript with timed segments (faster-whisper), GPU with CPU fallback."""

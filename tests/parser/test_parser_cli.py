@@ -69,3 +69,10 @@ def test_sigterm_drains_then_stops(log_dir):
     assert seen_not_serving, "health never said NOT_SERVING while draining"
     assert service.process.proc.wait(20) == 0
     assert '"server_stopped"' in service.process.log_path.read_text()
+
+
+def test_invalid_setting_is_a_clear_error_not_a_traceback():
+    result = subprocess.run([sys.executable, "-m", "svc_parser", "--port", "99999"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "invalid settings: port" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,93 @@
+"""Maps aiworker.stt.v1 ↔ SpeechRecognizer."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import grpc
+import numpy as np
+
+from aiworker.stt.v1 import stt_pb2, stt_pb2_grpc
+from svc_runtime.device import resolve_device
+from svc_runtime.logs import get_logger
+from svc_runtime.server import ModelServicer
+from svc_stt.model import SpeechRecognizer, Transcript, TranscriptionCancelled
+from svc_stt.settings import SttSettings
+
+log = get_logger(__name__)
+
+AUDIO_SECONDS_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
+RTF_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5)
+
+
+def _ctranslate2_cuda_devices() -> int:
+    """CTranslate2's own probe: an STT-only host need not have torch."""
+    import ctranslate2
+
+    return ctranslate2.get_cuda_device_count()
+
+
+class SttServicer(ModelServicer, stt_pb2_grpc.SttServicer):
+    service_name = stt_pb2.DESCRIPTOR.services_by_name["Stt"].full_name
+
+    def __init__(self, settings: SttSettings) -> None:
+        self.device = resolve_device(settings.device, cuda_device_count=_ctranslate2_cuda_devices)
+        self.recognizer = SpeechRecognizer(settings, self.device)
+        # CTranslate2 already spreads one transcription over every core: more at
+        # once only share them, so callers beyond the bound wait their turn here.
+        self._slots = asyncio.Semaphore(settings.max_concurrent)
+
+    def register(self, server: grpc.aio.Server) -> None:
+        stt_pb2_grpc.add_SttServicer_to_server(self, server)
+
+    async def startup(self) -> None:
+        self._audio_seconds = self.metrics.histogram(
+            "aiworker_stt_audio_seconds", "length of the audio transcribed", AUDIO_SECONDS_BUCKETS)
+        self._rtf = self.metrics.histogram(
+            "aiworker_stt_real_time_factor", "processing seconds per audio second", RTF_BUCKETS)
+        await asyncio.to_thread(self.recognizer.load)
+        warm = await asyncio.to_thread(self.recognizer.warm_up)
+        log.info("model_warmed", model=warm.model, seconds=round(warm.seconds_taken, 2))
+
+    async def Recognize(self, request: stt_pb2.RecognizeRequest, context: grpc.aio.ServicerContext):
+        language = self.recognizer.check_language(request.language)
+        # Decoding runs outside the bound: a bad file is refused without queueing.
+        audio = await asyncio.to_thread(self.recognizer.decode, request.audio)
+        transcript = await self._transcribe_in_slot(audio, language)
+        self._observe(transcript)
+        return stt_pb2.RecognizeResponse(
+            text=transcript.text,
+            segments=[stt_pb2.Segment(start=s.start, end=s.end, text=s.text) for s in transcript.segments],
+            language=transcript.language,
+            duration_s=transcript.duration_s,
+            model=transcript.model,
+        )
+
+    async def _transcribe_in_slot(self, audio: np.ndarray, language: str | None) -> Transcript:
+        """Runs in a worker thread holding a slot until the thread is done, even
+        when the caller goes away (cancel, deadline): the thread then stops at
+        its next segment, and only then may another transcription start."""
+        cancelled = threading.Event()
+        await self._slots.acquire()
+        work = asyncio.ensure_future(
+            asyncio.to_thread(self.recognizer.transcribe_samples, audio, language, cancelled))
+        work.add_done_callback(self._free_slot)
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    def _free_slot(self, work: asyncio.Future) -> None:
+        self._slots.release()
+        if not work.cancelled() and isinstance(work.exception(), TranscriptionCancelled):
+            log.info("transcription_stopped", reason="caller_gone", detail=str(work.exception()))
+
+    def _observe(self, transcript: Transcript) -> None:
+        service = self.metrics.service
+        self._audio_seconds.labels(service).observe(transcript.duration_s)
+        self._rtf.labels(service).observe(transcript.real_time_factor)
+        log.info("audio_transcribed", audio_seconds=round(transcript.duration_s, 2),
+                 real_time_factor=round(transcript.real_time_factor, 3),
+                 segments=len(transcript.segments), language=transcript.language)
