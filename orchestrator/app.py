@@ -71,6 +71,11 @@ def create_app(settings: OrchestratorSettings | None = None) -> Celery:
     app.aiworker = Resources(settings)  # per-process clients, blob store, Redis
     import orchestrator.tasks  # noqa: F401 - registers every task (shared_task) with this app
 
+    if settings.tracking_enabled:
+        from orchestrator.tracking import install_tracking
+
+        install_tracking(app, settings)
+
     @signals.setup_logging.connect(weak=False)
     def _logging(**_: object) -> None:  # replaces Celery's own logging setup
         configure_logging(settings.log_level, settings.log_format)

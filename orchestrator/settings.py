@@ -46,6 +46,19 @@ class OrchestratorSettings(BaseSettings):
     task_retention_days: float = Field(30, gt=0, description="tracked task rows older than this are removed")
     cleanup_interval_seconds: float = Field(3600, gt=0, description="how often beat runs the cleanup")
 
+    tracking_enabled: bool = Field(True, description="record every task from Celery signals (orchestrator.tracking)")
+    tracking_database_url: str = Field("", description="PostgreSQL for task records; empty = database_url")
+    tracking_outbox: str = Field("aiworker:tracking:outbox", description="Redis stream buffering tracking events")
+    tracking_group: str = Field("tracking-writers", description="consumer group of the drainers on the outbox")
+    tracking_batch_size: int = Field(500, ge=1, description="outbox events written to PostgreSQL per transaction")
+    tracking_drain_in_worker: bool = Field(True, description="each worker's main process runs a drainer thread")
+    tracking_claim_idle_seconds: float = Field(60, gt=0, description="events a drainer held this long are taken over")
+    tracking_live_ttl: int = Field(3600, ge=1, description="seconds a task's live Redis hash lives")
+    tracking_mask_keys: str = Field("", description="comma-separated extra key names whose values are masked")
+    tracking_max_value_chars: int = Field(200, ge=16, description="longer strings are stored as a summary")
+    tracking_max_items: int = Field(32, ge=1, description="longer lists/dicts are stored as a summary")
+    tracking_spool_dir: Path = Field(Path("var/tracking-spool"), description="events land here while Redis is away")
+
     chunk_chars: int = Field(800, ge=100, description="target chunk size (characters) for embedding")
     chunk_overlap: int = Field(100, ge=0, description="characters shared by neighbouring chunks")
     llm_max_new_tokens: int = Field(96, ge=1, description="tokens the pipeline LLM stages generate at most")
@@ -63,4 +76,5 @@ class OrchestratorSettings(BaseSettings):
             raise ValueError("visibility_timeout must exceed task_time_limit, or tasks run twice")
         self.result_backend = self.result_backend or self.broker_url
         self.redis_url = self.redis_url or self.broker_url
+        self.tracking_database_url = self.tracking_database_url or self.database_url
         return self

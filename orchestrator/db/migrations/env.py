@@ -7,6 +7,7 @@ from alembic import context
 from sqlalchemy import create_engine, text
 
 from orchestrator.db.models import Base
+import orchestrator.tracking.models  # noqa: F401,E402 - tracking tables on the same metadata
 
 MIGRATION_LOCK = 7_318_255_001  # arbitrary, constant advisory lock id
 

@@ -1,0 +1,101 @@
+"""PostgreSQL applies the same merge as merge.py: any split into batches, any
+order, any replay gives the row the Python fold gives (real PostgreSQL)."""
+
+from __future__ import annotations
+
+import random
+import uuid
+
+from sqlalchemy import text
+
+from orchestrator.db.engine import engine_for
+from orchestrator.tracking.merge import COLUMNS, fold
+from orchestrator.tracking.states import FAILURE, PENDING, RETRY, SKIPPED, STARTED, SUCCESS, rank
+from orchestrator.tracking.writer import write_records
+from tests.tracking.rows import rows_of
+
+T0 = 1_700_000_000.0
+
+
+def history(task_id: str, rng: random.Random) -> list[dict]:
+    """A plausible event history of one task: retries, then an outcome (every
+    event after the publish names its worker, as events.py's do)."""
+    def ev(status, attempt, at, **fields):
+        return {"kind": "task", "task_id": task_id, "task_name": "tasks.x", "status": status,
+                "rank": rank(status, attempt), "at": T0 + at, **fields}
+    events = [ev(PENDING, 0, 0, args=[task_id[:4]], queue="cpu_queue", root_task_id=task_id, stage_index=0,
+                 pipeline_id="p", pipeline="resume", chain_total=1)]
+    retries = rng.randint(0, 3)
+    at = 1.0
+    for attempt in range(retries + 1):
+        events.append(ev(STARTED, attempt, at, worker=f"w{attempt}", retry_count=attempt,
+                         redelivered=rng.random() < 0.2 or None))
+        at += 1
+        if attempt < retries:
+            events.append(ev(RETRY, attempt, at, retry_count=attempt + 1, retry_reason=f"try {attempt}",
+                             worker=f"w{attempt}"))
+            events.append(ev(PENDING, attempt + 1, at + 0.01, retry_count=attempt + 1))
+            at += 1
+    outcome = rng.choice([SUCCESS, FAILURE, FAILURE + "-parent", SKIPPED])
+    if outcome == SUCCESS:
+        events.append(ev(SUCCESS, retries, at, result={"n": retries}, runtime=0.25, worker=f"w{retries}"))
+    elif outcome == FAILURE:
+        events.append(ev(FAILURE, retries, at, error_type="ValueError", error_message="bad", traceback="tb",
+                         worker=f"w{retries}"))
+    elif outcome == SKIPPED:
+        events = [events[0], ev(SKIPPED, 0, at, error_message="not run")]
+    else:  # reported by the worker's main process: no attempt known, its own node name
+        events.append(ev(FAILURE, None, at, error_type="TimeLimitExceeded", error_message="hard limit",
+                         worker=f"w{retries}"))
+    return events
+
+
+def write_in_batches(url: str, events: list[dict], rng: random.Random) -> None:
+    with engine_for(url).begin() as conn:
+        while events:
+            size = rng.randint(1, 6)
+            write_records(conn, events[:size])
+            events = events[size:]
+
+
+def test_sql_merge_equals_python_fold_for_any_order(fresh_db):
+    rng = random.Random(11)
+    ids = [str(uuid.uuid4()) for _ in range(40)]
+    all_events = [e for task_id in ids for e in history(task_id, rng)]
+    expected = fold(all_events)
+    shuffled = all_events + rng.sample(all_events, 30)  # replays too
+    rng.shuffle(shuffled)
+    write_in_batches(fresh_db, shuffled, rng)
+    for row in rows_of(fresh_db, ids):
+        want = expected[row["task_id"]]
+        assert {c: row[c] for c in COLUMNS} == {c: want[c] for c in COLUMNS}, row["task_id"]
+
+
+def test_replaying_a_written_batch_changes_nothing(fresh_db):
+    rng = random.Random(3)
+    ids = [str(uuid.uuid4()) for _ in range(10)]
+    events = [e for task_id in ids for e in history(task_id, rng)]
+    write_in_batches(fresh_db, list(events), rng)
+    before = rows_of(fresh_db, ids)
+    write_in_batches(fresh_db, list(events), rng)
+    after = rows_of(fresh_db, ids)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "updated_at"} for r in rows]  # noqa: E731
+    assert strip(after) == strip(before)
+    with engine_for(fresh_db).connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM task_info WHERE task_id = ANY(:ids)"),
+                            {"ids": ids}).scalar() == len(ids)
+
+
+def test_pipeline_rows_are_written_once(fresh_db):
+    pipeline_id = str(uuid.uuid4())
+    record = {"kind": "pipeline", "pipeline_id": pipeline_id, "pipeline": "resume", "request_id": "r",
+              "root_task_id": "a", "stage_count": 2, "at": T0,
+              "stages": [{"stage_index": 0, "task_name": "x", "task_id": "a"},
+                         {"stage_index": 1, "task_name": "y", "task_id": "b"}]}
+    with engine_for(fresh_db).begin() as conn:
+        write_records(conn, [record, dict(record, at=T0 + 5)])
+        write_records(conn, [record])
+    with engine_for(fresh_db).connect() as conn:
+        rows = conn.execute(text("SELECT stages, stage_count FROM pipeline_info WHERE pipeline_id = :id"),
+                            {"id": pipeline_id}).all()
+    assert len(rows) == 1 and rows[0].stage_count == 2 and [s["task_id"] for s in rows[0].stages] == ["a", "b"]
