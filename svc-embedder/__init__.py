@@ -1,1 +1,2 @@
-"""svc-embedder (work in progress)."""
+"""svc-embedder: texts → vectors (sentence-transformers) with server-side
+dynamic batching; GPU when present, else CPU."""
