@@ -8,7 +8,7 @@ PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
 TORCH_VERSION ?= 2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps test protos bench clean
+.PHONY: install system-deps test protos bench demo up clean
 # Debian packages some tests use (speech synthesis; headless browser). Installed when we are
 # root with apt-get; elsewhere those tests skip and say why.
 SYSTEM_COMMANDS := espeak-ng:espeak-ng chromium:chromium
@@ -40,10 +40,18 @@ system-deps:
 test: install system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The whole system on this machine: one of each pipeline on the samples, then stop (exit 0 = all succeeded).
+demo: install
+	$(BIN)/aiworker-local demo $(LOCAL_ARGS)
+
+# The whole system on this machine until Ctrl-C (gateway on 127.0.0.1:8000; LOCAL_ARGS="--port 9000").
+up: install
+	$(BIN)/aiworker-local up $(LOCAL_ARGS)
+
 # Regenerates the Python stubs beside the .proto files (committed; a test fails when they are stale).
 protos:
 	$(BIN)/python -m grpc_tools.protoc -I protos --python_out=protos --pyi_out=protos --grpc_python_out=protos \
 		$$(find protos -name '*.proto' | sort)
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache var test-artifacts

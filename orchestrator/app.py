@@ -7,6 +7,7 @@ from celery import Celery, signals
 from kombu import Queue
 
 from orchestrator.resources import Resources
+from orchestrator.result_backend import publish_only
 from orchestrator.routing import CPU_QUEUE, QUEUES, celery_routes
 from orchestrator.settings import OrchestratorSettings
 from svc_runtime.logs import configure_logging
@@ -64,10 +65,14 @@ def celery_config(settings: OrchestratorSettings) -> dict:
     }
 
 
-def create_app(settings: OrchestratorSettings | None = None) -> Celery:
+def create_app(settings: OrchestratorSettings | None = None, producer: bool = False) -> Celery:
+    """`producer=True` for processes that send tasks and read results but never
+    block on them (the gateway): see orchestrator.result_backend."""
     settings = settings or OrchestratorSettings()
     app = Celery("aiworker", set_as_current=True)
     app.conf.update(celery_config(settings))
+    if producer:
+        app.conf.result_backend = publish_only(settings.result_backend)
     app.aiworker = Resources(settings)  # per-process clients, blob store, Redis
     import orchestrator.tasks  # noqa: F401 - registers every task (shared_task) with this app
 

@@ -12,16 +12,17 @@ _ANY_NUMBER = re.compile(r"\b(\d{1,2})\s*/\s*10\b|\b(10|[1-9])\b")
 _FEEDBACK = re.compile(r"feedback\s*[:=]\s*(.+)", re.IGNORECASE | re.DOTALL)
 
 
+# The prompts are shaped for small instruction models (the bundled SmolLM2-135M
+# answers a single user turn with a stated reply format far more reliably than
+# a system prompt); larger models follow them just as well.
+
 def evaluation_messages(question: str, answer: str, resume_excerpts: list[str]) -> list[dict[str, str]]:
-    context = "\n".join(f"- {t}" for t in resume_excerpts) or "- (no resume given)"
-    return [
-        {"role": "system", "content": "You are a strict interview coach. Reply in exactly two lines:\n"
-                                      "Score: <1-10>\nFeedback: <one or two sentences>"},
-        {"role": "user", "content": f"Interview question: {question or 'Tell me about your experience.'}\n"
-                                    f"Candidate's resume excerpts:\n{context}\n"
-                                    f"Candidate's answer: {answer}\n"
-                                    "Rate the answer from 1 to 10 and give feedback."},
-    ]
+    resume = f"\nResume: {' '.join(resume_excerpts)[:600]}" if resume_excerpts else ""
+    return [{"role": "user", "content":
+             "Rate this interview answer from 1 to 10 and explain why in one sentence.\n"
+             f"Question: {question or 'Tell me about your experience.'}\n"
+             f"Answer: {answer}{resume}\n"
+             "Reply as:\nScore: N/10\nFeedback: ..."}]
 
 
 def parse_evaluation(text: str) -> tuple[int | None, str]:
@@ -37,21 +38,36 @@ def parse_evaluation(text: str) -> tuple[int | None, str]:
 
 
 def follow_up_messages(question: str, answer: str, resume_excerpts: list[str]) -> list[dict[str, str]]:
-    context = "\n".join(f"- {t}" for t in resume_excerpts) or "- (no resume given)"
-    return [
-        {"role": "system", "content": "You are an interviewer. Ask exactly one short follow-up question "
-                                      "that digs deeper into the candidate's answer. Reply with the question only."},
-        {"role": "user", "content": f"Previous question: {question or 'Tell me about your experience.'}\n"
-                                    f"Resume excerpts:\n{context}\n"
-                                    f"Candidate's answer: {answer}"},
-    ]
+    resume = f"\nTheir resume says: {' '.join(resume_excerpts)[:600]}" if resume_excerpts else ""
+    asked = f"Question asked: {question}\n" if question else ""
+    return [{"role": "user", "content":
+             f"{asked}A candidate said: \"{answer}\"{resume}\n"
+             "Write one follow-up interview question about it. The question must end with a question mark."}]
 
 
-def extract_question(text: str) -> str:
-    """The first sentence ending in '?', else the first line."""
-    text = " ".join(text.split())
-    match = re.search(r"[^?.!]*\?", text)
-    return (match.group(0) if match else text.split(". ")[0]).strip()
+_QUOTED_QUESTION = re.compile(r"[\"“]([^\"”]{8,}?\?)[\"”]")
+_QUESTION_SENTENCE = re.compile(r"[^.!?:\n\"“”]*\?")
+
+
+def extract_question(text: str) -> str | None:
+    """The model's question: a quoted one first (models like to announce it:
+    'Here is a follow-up question: "..."'), else the first sentence ending in
+    '?' with at least three words; None when there is none."""
+    quoted = _QUOTED_QUESTION.search(text)
+    if quoted:
+        return " ".join(quoted.group(1).split())
+    for sentence in _QUESTION_SENTENCE.findall(text):
+        sentence = " ".join(sentence.split()).strip("'\" ")
+        if len(sentence.split()) >= 3:
+            return sentence
+    return None
+
+
+def fallback_question(answer: str) -> str:
+    """A plain follow-up grounded in the answer, for when the model asked none."""
+    clause = re.split(r"[,.;!?]", answer.strip(), maxsplit=1)[0].strip()
+    clause = clause[:1].lower() + clause[1:] if clause else "that"
+    return f"Could you walk me through the details of how {clause}?"
 
 
 def cosine_similarities(query: np.ndarray, vectors: np.ndarray) -> np.ndarray:

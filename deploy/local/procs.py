@@ -1,5 +1,6 @@
-"""A child process the test owns: output to a log file, stopped (TERM, then
-KILL) when the test is done, with the log's tail in every failure message."""
+"""A child process under supervision: output to its own log file, stopped
+(TERM, then KILL, the whole process group) on request, with the log's tail in
+every failure message. Used by the local launcher and by the tests."""
 
 from __future__ import annotations
 

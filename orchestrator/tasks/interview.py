@@ -14,7 +14,8 @@ from orchestrator.db import session_scope
 from orchestrator.db.documents import document_exists, load_chunks
 from orchestrator.errors import InvalidInput
 from orchestrator.evaluation import (
-    cosine_similarities, evaluation_messages, extract_question, follow_up_messages, parse_evaluation,
+    cosine_similarities, evaluation_messages, extract_question, fallback_question, follow_up_messages,
+    parse_evaluation,
 )
 from orchestrator.stage import StageTask
 
@@ -110,9 +111,10 @@ def generate(self: StageTask, evaluated: dict[str, Any]) -> dict[str, Any]:
         follow_up_messages(data.question, data.transcript, [c["text"] for c in chunks]), self.rpc(),
         max_new_tokens=self.resources.settings.llm_max_new_tokens)
     question = extract_question(reply.text)
-    if not question:
-        raise InvalidInput("the model produced no question")
-    return {**evaluated, "follow_up_question": question}
+    source = "llm"
+    if question is None:
+        question, source = fallback_question(data.transcript), "template"
+    return {**evaluated, "follow_up_question": question, "follow_up_source": source, "llm_output": reply.text}
 
 
 @shared_task(bind=True, base=StageTask, name="tasks.question_generation.preload_model")

@@ -17,6 +17,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from orchestrator.tracking.spool import Spool
+from orchestrator.tracking.status_view import summary
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +63,12 @@ def live_fields(record: dict[str, Any]) -> tuple[str, list[Any]] | None:
     if record.get("kind") == "task":
         fields = {k: str(record[k]) for k in ("status", "task_name", "pipeline_id", "stage_index", "worker",
                                               "retry_count", "error_type", "runtime") if record.get(k) is not None}
+        # The result (or error) summary too, so a stage that just finished shows
+        # its outcome before the drainer has written the row.
+        outcome = record.get("result") if record.get("status") == "SUCCESS" else \
+            record.get("error_message") or record.get("retry_reason")
+        if outcome is not None:
+            fields["summary"] = summary(outcome)
         return task_key(record["task_id"]), [str(record["rank"]), repr(float(record["at"])), fields]
     if record.get("kind") == "pipeline":
         fields = {"pipeline": record["pipeline"], "stage_count": str(record["stage_count"]),

@@ -35,6 +35,8 @@ def overlay_live(row: dict[str, Any], live: dict[str, str]) -> dict[str, Any]:
                retry_count=max(int(live.get("retry_count") or 0), row.get("retry_count") or 0))
     for key in ("worker", "error_type"):
         out[key] = live.get(key) or row.get(key)
+    if live.get("summary"):
+        out["live_summary"] = live["summary"]
     if live.get("runtime"):
         out["runtime"] = float(live["runtime"])
     return out
@@ -86,12 +88,14 @@ def build(pipeline_id: str, name: str, stages: list[dict[str, Any]], progress: d
 
 def _result(stage: dict[str, Any], status: str) -> str | None:
     if status == SUCCESS:
-        return summary(stage.get("result"))
-    if status == RETRY:
-        return summary(stage.get("retry_reason"))
-    if status == SKIPPED:
+        own = summary(stage.get("result"))
+    elif status == RETRY:
+        own = summary(stage.get("retry_reason"))
+    elif status == SKIPPED:
         return summary(stage.get("error_message")) or "not run: an earlier stage failed"
-    return summary(stage.get("error_message"))
+    else:
+        own = summary(stage.get("error_message"))
+    return own if own is not None else stage.get("live_summary")  # not drained into PostgreSQL yet
 
 
 def _num(value: Any) -> float | None:

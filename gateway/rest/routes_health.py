@@ -1,0 +1,47 @@
+"""Probes: /healthz (the process), /readyz (everything it needs), /health/{part}.
+No API key: orchestrators and load balancers call these."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from gateway.health import SERVICE_NAMES
+from svc_runtime.errors import NotFound
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    readiness = await request.app.state.health.readiness()
+    body = readiness.as_dict()
+    if not readiness.ready:
+        body["not_ready"] = readiness.not_ready()
+    return JSONResponse(body, status_code=200 if readiness.ready else 503)
+
+
+@router.get("/health/{part}")
+async def health_of(part: str, request: Request) -> JSONResponse:
+    """One part: a service name (parser, embedder, llm, stt), redis, postgres or workers."""
+    aggregator = request.app.state.health
+    if part in SERVICE_NAMES:
+        results = [await aggregator.check_service(part)]
+    elif part == "redis":
+        results = [await aggregator.check_redis()]
+    elif part == "postgres":
+        results = [await aggregator.check_postgres()]
+    elif part == "workers":
+        results = await aggregator.check_workers()
+    else:
+        raise NotFound(f"unknown part {part!r}; known: {', '.join([*SERVICE_NAMES, 'redis', 'postgres', 'workers'])}")
+    ready = all(r.ready for r in results)
+    return JSONResponse({"ready": ready, "parts": {r.name: {"status": r.status, "ready": r.ready, "device": r.device,
+                                                             "detail": r.detail, "latency_ms": r.latency_ms}
+                                                    for r in results}},
+                        status_code=200 if ready else 503)

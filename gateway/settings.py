@@ -1,0 +1,48 @@
+"""Gateway settings (env prefix AIWORKER_GATEWAY_). The broker, database and
+service addresses come from OrchestratorSettings (AIWORKER_*)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AIWORKER_GATEWAY_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="interface of the REST and gRPC listeners")
+    port: int = Field(8000, ge=0, le=65535, description="REST port")
+    grpc_port: int = Field(50050, ge=0, le=65535, description="gRPC port (0 = any free port)")
+    auth_enabled: bool = Field(True, description="require an API key on every call but health and docs")
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="accepted keys, comma separated, each 'key_id:sha256hex' (hash of the key) "
+                    "or a plain key (hashed at start; its id is the hash's first 8 hex digits)",
+    )
+    max_upload_bytes: int = Field(32 * MiB, ge=1, description="largest upload accepted")
+    required_services: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["parser", "embedder", "llm", "stt"],
+        description="model services /readyz requires SERVING",
+    )
+    required_queues: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["cpu_queue", "gpu_queue"],
+        description="queues /readyz requires at least one live worker on",
+    )
+    health_timeout_seconds: float = Field(2.0, gt=0, description="per-part timeout of a readiness check")
+    health_cache_seconds: float = Field(2.0, ge=0, description="readiness results are reused this long")
+    watch_interval_seconds: float = Field(0.5, gt=0, description="poll period of SSE/WatchPipeline streams")
+    watch_max_seconds: float = Field(3600, gt=0, description="a status stream ends after this long; clients reconnect")
+    default_estimate_seconds: float = Field(20.0, gt=0, description="estimated duration with no history")
+    log_level: str = "info"
+    log_format: str = "auto"
+
+    @field_validator("api_keys", "required_services", "required_queues", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value

@@ -1,0 +1,216 @@
+"""The REST API against a running stack: seed 004's shapes, submissions with
+uploads, status, SSE, cancel, retry, history, metrics, health, auth, errors."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from orchestrator.pipelines import submit
+from svc_parser.model import sample_pdf
+
+SAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "samples"
+TERMINAL = {"SUCCESS", "FAILURE", "REVOKED"}
+
+
+def wait_done(client: httpx.Client, pipeline_id: str, timeout: float = 240) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        data = client.get(f"/api/v1/pipelines/{pipeline_id}").json()["data"]
+        if data["overall_state"] in TERMINAL and all(t["ready"] for t in data["tasks"]):
+            return data
+        time.sleep(0.3)
+    raise TimeoutError(f"pipeline {pipeline_id} not done: {data}")
+
+
+def test_readyz_aggregates_every_part_with_devices(gateway):
+    body = httpx.get(f"{gateway.url}/readyz", timeout=10).json()
+    assert body["ready"] is True
+    parts = body["parts"]
+    assert {"parser", "embedder", "llm", "stt", "redis", "postgres", "workers:cpu_queue", "workers:gpu_queue"} <= set(parts)
+    for service in ("parser", "embedder", "llm", "stt"):
+        assert parts[service]["status"] == "SERVING" and parts[service]["device"] == "cpu"
+    assert "cpu@test" in parts["workers:cpu_queue"]["detail"]
+    one = httpx.get(f"{gateway.url}/health/llm", timeout=10)
+    assert one.status_code == 200 and one.json()["parts"]["llm"]["device"] == "cpu"
+    assert httpx.get(f"{gateway.url}/health/nope", timeout=10).status_code == 404
+    assert httpx.get(f"{gateway.url}/healthz").json() == {"status": "ok"}
+
+
+def test_ai_pipeline_seed_shapes(client):
+    response = client.post("/api/v1/tasks/ai-pipeline",
+                           json={"text": "Celery and Redis run a four stage pipeline.", "options": {"task": "keywords"},
+                                 "priority": 5})
+    assert response.status_code == 202
+    body = response.json()
+    assert body["success"] is True
+    data = body["data"]
+    assert set(data) >= {"pipeline_id", "status", "message", "estimated_duration"}
+    assert data["estimated_duration"] > 0
+    pipeline_id = data["pipeline_id"]
+    wait_done(client, pipeline_id)
+    status = client.get(f"/api/v1/tasks/ai-pipeline/{pipeline_id}/status").json()
+    assert status["success"] is True
+    data = status["data"]
+    assert data["pipeline_id"] == pipeline_id and data["overall_state"] == "SUCCESS" and data["total_steps"] == 4
+    assert [t["step"] for t in data["tasks"]] == [1, 2, 3, 4]
+    assert [t["task_name"] for t in data["tasks"]] == [
+        "tasks.ai_pipeline.stage1_preprocessing", "tasks.ai_pipeline.stage2_feature_extraction",
+        "tasks.ai_pipeline.stage3_model_inference", "tasks.ai_pipeline.stage4_post_processing"]
+    assert all(t["status"] == "SUCCESS" and t["ready"] and t["task_id"] for t in data["tasks"])
+    assert all(t["result"] for t in data["tasks"])  # a short summary of each stage's result
+
+
+def test_uploads_run_the_file_pipelines(client):
+    pdf = sample_pdf(["Lee Jisoo. Data engineer. Built Kafka and Celery pipelines."], title="Lee Jisoo")
+    resume = client.post("/api/v1/pipelines/resume", files={"file": ("../../etc/cv.pdf", pdf, "application/pdf")})
+    assert resume.status_code == 202, resume.text
+    resume_id = resume.json()["data"]["pipeline_id"]
+    document = client.post("/api/v1/pipelines/document",
+                           files={"file": ("notes.txt", "회의록: GPU 서버 증설 결정.".encode(), "text/plain")})
+    assert document.status_code == 202, document.text
+    assert wait_done(client, resume_id)["overall_state"] == "SUCCESS"
+    answer = client.post("/api/v1/pipelines/interview-answer",
+                         files={"file": ("answer.wav", (SAMPLES / "answer.wav").read_bytes(), "audio/wav")},
+                         data={"resume_id": resume_id, "question": "Tell me about your pipelines."})
+    assert answer.status_code == 202, answer.text
+    for pipeline_id in (document.json()["data"]["pipeline_id"], answer.json()["data"]["pipeline_id"]):
+        assert wait_done(client, pipeline_id)["overall_state"] == "SUCCESS"
+    preload = client.post("/api/v1/pipelines/llm-preload")
+    assert preload.status_code == 202
+    assert wait_done(client, preload.json()["data"]["pipeline_id"])["overall_state"] == "SUCCESS"
+
+
+def test_events_stream_until_the_pipeline_ends(client, gateway):
+    pipeline_id = client.post("/api/v1/tasks/ai-pipeline", json={"text": "Stream me."}).json()["data"]["pipeline_id"]
+    states, events = [], []
+    with httpx.stream("GET", f"{gateway.url}/api/v1/pipelines/{pipeline_id}/events", headers=gateway.headers,
+                      timeout=240) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        event = None
+        for line in response.iter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+                events.append(event)
+            elif line.startswith("data:") and event == "status":
+                states.append(json.loads(line.split(":", 1)[1]))
+    assert events[-1] == "end"
+    assert states[-1]["overall_state"] == "SUCCESS" and states[-1]["progress"] == 100
+    assert len(states) >= 3  # it moved: pending/progress/.../success
+    progress = [s["progress"] for s in states]
+    assert progress == sorted(progress)
+
+
+def test_history_filters_and_cursor(client):
+    first = client.get("/api/v1/tasks/history", params={"hours": 1, "limit": 3}).json()["data"]
+    assert len(first["items"]) == 3 and first["next_cursor"]
+    second = client.get("/api/v1/tasks/history", params={"hours": 1, "limit": 3, "cursor": first["next_cursor"]}).json()["data"]
+    assert not {t["task_id"] for t in first["items"]} & {t["task_id"] for t in second["items"]}
+    created = [t["created_at"] for t in first["items"] + second["items"]]
+    assert created == sorted(created, reverse=True)
+    ok = client.get("/api/v1/tasks/history", params={"hours": 1, "status": "SUCCESS",
+                                                      "task_name": "tasks.ai_pipeline.stage1_preprocessing"}).json()["data"]
+    assert ok["items"] and all(t["status"] == "SUCCESS" and t["task_name"].endswith("stage1_preprocessing")
+                               for t in ok["items"])
+
+
+def test_metrics_summary_and_prometheus(client):
+    data = client.get("/api/v1/metrics/summary", params={"window_hours": 1}).json()["data"]
+    assert data["total_tasks"] > 0 and 0 <= data["success_rate"] <= 1
+    assert {"cpu_queue", "gpu_queue"} <= set(data["queue_depth"])
+    names = {t["task_name"] for t in data["by_task"]}
+    assert "tasks.ai_pipeline.stage3_model_inference" in names
+    prometheus = client.get("/metrics")
+    assert prometheus.status_code == 200 and "aiworker_http_requests_total" in prometheus.text
+
+
+def test_priority_is_estimated_and_validated(client):
+    bad = client.post("/api/v1/tasks/ai-pipeline", json={"text": "x", "priority": 10})
+    assert bad.status_code == 422
+    assert any(d["field"] == "body.priority" for d in bad.json()["error"]["details"])
+
+
+def test_cancel_revokes_stages_not_yet_run(client, gateway):
+    long_text = "Explain in detail. " * 50
+    pipeline_id = client.post("/api/v1/tasks/ai-pipeline",
+                              json={"text": long_text, "options": {"task": "summarize", "max_new_tokens": 400}}
+                              ).json()["data"]["pipeline_id"]
+    cancelled = client.post(f"/api/v1/pipelines/{pipeline_id}/cancel", params={"terminate": "true"})
+    assert cancelled.status_code == 200, cancelled.text
+    data = wait_done(client, pipeline_id, timeout=120)
+    assert data["overall_state"] == "REVOKED"
+    assert "SUCCESS" != data["tasks"][-1]["status"]
+    again = client.post(f"/api/v1/pipelines/{pipeline_id}/cancel")
+    assert again.status_code == 409
+
+
+def test_retry_reruns_from_the_failed_stage_only(client, stack):
+    resume_id = str(uuid.uuid4())
+    answer = client.post("/api/v1/pipelines/interview-answer",
+                         files={"file": ("a.wav", (SAMPLES / "answer.wav").read_bytes(), "audio/wav")},
+                         data={"resume_id": resume_id})
+    pipeline_id = answer.json()["data"]["pipeline_id"]
+    failed = wait_done(client, pipeline_id)
+    assert [t["status"] for t in failed["tasks"]] == ["SUCCESS", "FAILURE", "SKIPPED"]
+    assert "not found" in failed["tasks"][1]["result"]
+    first_stt_task = failed["tasks"][0]["task_id"]
+    # The missing resume appears (its document id is its pipeline id).
+    made = submit(stack.app, "resume", {"pdf": stack.put_blob(sample_pdf(["Park. Celery and Redis."]))},
+                  pipeline_id=resume_id)
+    stack.wait(made)
+    retried = client.post(f"/api/v1/pipelines/{pipeline_id}/retry")
+    assert retried.status_code == 202, retried.text
+    new_ids = retried.json()["data"]["task_ids"]
+    assert len(new_ids) == 2  # analyze_answer and generate only
+    assert client.get(f"/api/v1/pipelines/{pipeline_id}").json()["data"]["tasks"][1]["task_id"] == new_ids[0]
+    done = wait_done(client, pipeline_id)
+    assert [t["status"] for t in done["tasks"]] == ["SUCCESS"] * 3
+    assert done["tasks"][0]["task_id"] == first_stt_task  # transcription was not redone
+    assert done["tasks"][1]["task_id"] != failed["tasks"][1]["task_id"]
+    assert client.post(f"/api/v1/pipelines/{pipeline_id}/retry").status_code == 409
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs", "status", "code"), [
+    ("get", "/api/v1/pipelines/00000000-0000-0000-0000-000000000000", {}, 404, "NOT_FOUND"),
+    ("get", "/api/v1/tasks/ai-pipeline/unknown/status", {}, 404, "NOT_FOUND"),
+    ("post", "/api/v1/tasks/ai-pipeline", {"content": b"{not json", "headers": {"content-type": "application/json"}},
+     422, "INVALID_ARGUMENT"),
+    ("post", "/api/v1/tasks/ai-pipeline", {"json": {"text": "x", "options": {"task": "poetry"}}}, 202, None),
+    ("post", "/api/v1/pipelines/resume", {"files": {"file": ("a.pdf", b"not a pdf", "application/pdf")}},
+     400, "INVALID_ARGUMENT"),
+    ("post", "/api/v1/pipelines/resume", {"files": {"file": ("a.png", b"\x89PNG", "image/png")}}, 400, "INVALID_ARGUMENT"),
+    ("post", "/api/v1/pipelines/resume", {"files": {"file": ("a.pdf", b"", "application/pdf")}}, 400, "INVALID_ARGUMENT"),
+    ("post", "/api/v1/pipelines/resume", {}, 422, "INVALID_ARGUMENT"),
+    ("post", "/api/v1/pipelines/document", {"files": {"file": ("a.txt", b"\xff\xfe\xfa", "text/plain")}},
+     400, "INVALID_ARGUMENT"),
+    ("post", "/api/v1/pipelines/interview-answer", {"files": {"file": ("a.txt", b"hello", "text/plain")}},
+     400, "INVALID_ARGUMENT"),
+    ("get", "/api/v1/tasks/history", {"params": {"hours": -1}}, 422, "INVALID_ARGUMENT"),
+    ("get", "/api/v1/tasks/history", {"params": {"cursor": "garbage!"}}, 400, "INVALID_ARGUMENT"),
+    ("get", "/api/v1/tasks/history", {"params": {"status": "NOPE"}}, 422, "INVALID_ARGUMENT"),
+])
+def test_errors_are_json_with_a_code_and_message(client, method, path, kwargs, status, code):
+    response = getattr(client, method)(path, **kwargs)
+    assert response.status_code == status, response.text
+    if code:
+        body = response.json()
+        assert body["success"] is False and body["error"]["code"] == code and body["error"]["message"]
+
+
+def test_upload_over_the_limit_is_refused(stack, log_dir):
+    from tests.support.gateway import start_gateway
+
+    small = start_gateway(stack.env, log_dir, "k", name="gateway-small", max_upload_bytes="1000")
+    try:
+        with small.client() as c:
+            response = c.post("/api/v1/pipelines/resume",
+                              files={"file": ("big.pdf", b"%PDF-1.4\n" + b"0" * 5000, "application/pdf")})
+        assert response.status_code == 400 and "limit" in response.json()["error"]["message"]
+    finally:
+        small.stop()
