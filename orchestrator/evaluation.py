@@ -8,7 +8,7 @@ import re
 import numpy as np
 
 _SCORE = re.compile(r"score\s*[:=]?\s*(\d{1,2})(?:\s*/\s*10)?", re.IGNORECASE)
-_ANY_NUMBER = re.compile(r"\b(\d{1,2})\s*/\s*10\b|\b(10|[1-9])\b")
+_OUT_OF_TEN = re.compile(r"\b(\d{1,2})\s*(?:/|out of)\s*10\b", re.IGNORECASE)
 _FEEDBACK = re.compile(r"feedback\s*[:=]\s*(.+)", re.IGNORECASE | re.DOTALL)
 
 
@@ -28,7 +28,7 @@ def evaluation_messages(question: str, answer: str, resume_excerpts: list[str]) 
 def parse_evaluation(text: str) -> tuple[int | None, str]:
     """Score (1–10, None when the model gave none) and the feedback text."""
     score = None
-    match = _SCORE.search(text) or _ANY_NUMBER.search(text)
+    match = _SCORE.search(text) or _OUT_OF_TEN.search(text)
     if match:
         value = int(next(g for g in match.groups() if g))
         score = min(max(value, 1), 10)

@@ -57,3 +57,13 @@ def stack(log_dir, redis_url, postgres_url, tmp_path_factory):
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(stack, log_dir):
+    """`aiworker-gateway` in front of the stack, ready (/readyz 200), key API_KEY."""
+    from tests.support.gateway import API_KEY, start_gateway
+
+    running = start_gateway(stack.env, log_dir, API_KEY, wait_ready=True)
+    yield running
+    running.stop()

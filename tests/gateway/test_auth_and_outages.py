@@ -11,7 +11,7 @@ import pytest
 from aiworker.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from tests.support.gateway import start_gateway
 from tests.support.ports import free_port
-from tests.gateway.conftest import API_KEY
+from tests.support.gateway import API_KEY
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"X-API-Key": "wrong"},

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from tests.gateway.conftest import API_KEY
+from tests.support.gateway import API_KEY
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed (make system-deps installs it as root)")

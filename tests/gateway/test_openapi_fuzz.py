@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.db import upgrade
-from tests.gateway.conftest import API_KEY
+from tests.support.gateway import API_KEY
 from tests.support.gateway import start_gateway
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"

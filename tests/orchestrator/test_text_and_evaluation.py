@@ -40,6 +40,8 @@ def test_empty_pages_give_no_chunks():
     ("score = 12/10 feedback: too long", 10),
     ("I would give this 6/10. Feedback: good.", 6),
     ("No number here. Feedback: vague.", None),
+    ("This interview answer is 10 out of 10.", 10),
+    ("It cut failures from 4% to 0.3% with retries.", None),  # numbers that are not a score
 ])
 def test_parse_evaluation(text, score):
     got_score, feedback = parse_evaluation(text)

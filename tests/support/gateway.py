@@ -12,6 +12,7 @@ from tests.support.ports import free_port
 from tests.support.procs import ManagedProcess
 
 BIN = Path(sys.executable).parent
+API_KEY = "test-key-0123456789"  # the session gateway's key
 
 
 @dataclass
