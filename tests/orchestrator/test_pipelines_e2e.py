@@ -160,3 +160,24 @@ def test_service_down_at_submit_comes_up_and_the_pipeline_completes(stack):
     results = stack.wait(submitted)
     assert states(results) == ["SUCCESS"] * 3
     assert results[0].retries >= 1
+
+
+def test_beat_runs_the_periodic_cleanup(stack, log_dir, tmp_path):
+    """aiworker-beat sends tasks.maintenance.cleanup on its schedule; a worker runs it."""
+    from orchestrator.tracking.queries import TrackingQueries
+    from tests.support.procs import ManagedProcess
+    from tests.support.workers import BIN
+
+    env = {**stack.env, "AIWORKER_CLEANUP_INTERVAL_SECONDS": "1"}
+    beat = ManagedProcess("beat", [str(BIN / "aiworker-beat"), "--schedule", str(tmp_path / "schedule")],
+                          log_dir / "beat.log", env=env).start()
+    queries = TrackingQueries(stack.settings)
+    try:
+        beat.wait_until(lambda: any(t.status == "SUCCESS" for t in queries.history(
+            hours=1, task_name="tasks.maintenance.cleanup", limit=5).items), 60, "a cleanup task run by a worker")
+    finally:
+        beat.stop()
+    run = next(t for t in queries.history(hours=1, task_name="tasks.maintenance.cleanup", limit=5).items
+               if t.status == "SUCCESS")
+    assert {"blobs", "pipeline_hashes_given_ttl", "tracked_rows"} <= set(run.result)
+    assert run.queue == "cpu_queue"
