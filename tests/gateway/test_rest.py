@@ -102,7 +102,7 @@ def test_events_stream_until_the_pipeline_ends(client, gateway):
                 states.append(json.loads(line.split(":", 1)[1]))
     assert events[-1] == "end"
     assert states[-1]["overall_state"] == "SUCCESS" and states[-1]["progress"] == 100
-    assert len(states) >= 3  # it moved: pending/progress/.../success
+    assert len(states) >= 2 and states[0]["overall_state"] != "SUCCESS"  # it streamed a change
     progress = [s["progress"] for s in states]
     assert progress == sorted(progress)
 

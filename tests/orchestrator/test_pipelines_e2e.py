@@ -65,6 +65,10 @@ def test_resume_pipeline_stores_text_and_vectors(stack, resume):
     assert progress["status"] == "SUCCESS" and progress["stage"] == "store_chunks"
     assert progress["progress"] == "100" and float(progress["overall_progress"]) == 100.0
     assert 0 < stack.app.aiworker.redis.ttl(f"aiworker:pipeline:{submitted.pipeline_id}") <= 3600
+    # The ids travelled in gRPC metadata: the parser's log line of that call carries them.
+    parser_log = stack.services["parser"].process.log_path.read_text().splitlines()
+    call = next(line for line in parser_log if submitted.pipeline_id in line and '"rpc_finished"' in line)
+    assert submitted.task_ids[0] in call and "ParsePdf" in call
 
 
 def test_interview_answer_pipeline(stack, resume):
