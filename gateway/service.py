@@ -21,6 +21,7 @@ from gateway.settings import GatewaySettings
 from orchestrator.errors import InvalidInput
 from orchestrator.pipelines import DEFAULT_PRIORITY, PIPELINES, SubmittedPipeline, build, pipeline_of, submit
 from orchestrator.tracking.queries import TrackingQueries
+from orchestrator.tracking.states import RECORDED
 from orchestrator.tracking.views import HistoryPage, Metrics, PipelineStatus, PipelineSummary
 from svc_runtime.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from svc_runtime.logs import get_logger
@@ -127,6 +128,8 @@ class PipelineGateway:
                       pipeline: str | None = None, limit: int = 100, cursor: str | None = None) -> HistoryPage:
         if hours <= 0:
             raise InvalidArgument(f"hours must be positive, got {hours}")
+        if status and status not in RECORDED:
+            raise InvalidArgument(f"status {status!r} is not one of {', '.join(RECORDED)}")
         try:
             return await self._tracking(self.queries.history, hours, status, task_name, pipeline, limit, cursor)
         except ValueError as exc:

@@ -7,7 +7,7 @@ import os
 import re
 import unicodedata
 
-from svc_runtime.errors import InvalidArgument
+from svc_runtime.errors import InvalidArgument, TooLarge
 
 PDF_TYPES = {"application/pdf"}
 TEXT_TYPES = {"text/plain", "text/markdown"}
@@ -36,7 +36,7 @@ def check_size(data: bytes, limit: int, what: str) -> None:
     if not data:
         raise InvalidArgument(f"{what}: the file is empty")
     if len(data) > limit:
-        raise InvalidArgument(f"{what}: {len(data)} bytes, the limit is {limit} bytes")
+        raise TooLarge(f"{what}: {len(data)} bytes, over the {limit}-byte upload limit")
 
 
 def check_pdf(data: bytes, content_type: str | None, limit: int) -> str:

@@ -7,15 +7,18 @@ import unicodedata
 from dataclasses import dataclass
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Invisible characters that carry no meaning in running text (zero-width space,
+# word joiner, BOM, soft hyphen); ZWJ/ZWNJ stay, they shape emoji and scripts.
+_INVISIBLE = re.compile("[\u200b\u2060\ufeff\u00ad]")
 _SPACES = re.compile(r"[ \t\u00a0\u3000]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 _SENTENCE_END = re.compile(r"(?<=[.!?。？！])\s+|\n+")
 
 
 def clean_text(text: str) -> str:
-    """NFC, no control characters, single spaces, at most one blank line."""
+    """NFC, no control or invisible characters, single spaces, at most one blank line."""
     text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
-    text = _CONTROL.sub("", text)
+    text = _INVISIBLE.sub("", _CONTROL.sub("", text))
     text = "\n".join(_SPACES.sub(" ", line).strip() for line in text.split("\n"))
     return _BLANK_LINES.sub("\n\n", text).strip()
 

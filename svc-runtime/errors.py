@@ -24,6 +24,12 @@ class InvalidArgument(ServiceError):
     code = grpc.StatusCode.INVALID_ARGUMENT
 
 
+class TooLarge(InvalidArgument):
+    """Input over a size limit: INVALID_ARGUMENT on gRPC, 413 over HTTP."""
+
+    http_status = 413
+
+
 class NotFound(ServiceError):
     code = grpc.StatusCode.NOT_FOUND
 

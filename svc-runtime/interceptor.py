@@ -14,8 +14,9 @@ from typing import Any, AsyncIterator, Callable
 
 import grpc
 import structlog
+from google.protobuf.message import DecodeError
 
-from svc_runtime.errors import ServiceError
+from svc_runtime.errors import InvalidArgument, ServiceError
 from svc_runtime.logs import get_logger
 from svc_runtime.metrics import ServiceMetrics
 
@@ -32,32 +33,33 @@ _QUIET_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 def _log_context(details: grpc.HandlerCallDetails) -> dict[str, str]:
     metadata = dict(details.invocation_metadata or ())
     bound = {name: str(metadata[key]) for key, name in CONTEXT_KEYS.items() if key in metadata}
-    bound.setdefault("request_id", uuid.uuid4().hex)
+    if "request_id" not in bound:
+        bound["request_id"] = uuid.uuid4().hex
     return bound
 
 
 class _Call:
     """Bookkeeping of one RPC: metrics, log context, error mapping."""
 
-    def __init__(self, metrics: ServiceMetrics, method: str, bound: dict[str, str]) -> None:
-        self.metrics = metrics
+    def __init__(self, metrics: ServiceMetrics, method: str, bound: dict[str, str], access_log: bool) -> None:
+        self.metrics = metrics.for_method(method)
         self.method = method
         self.bound = bound
-        self.quiet = method.startswith(_QUIET_PREFIXES)
+        self.quiet = not access_log or method.startswith(_QUIET_PREFIXES)
         self.code = grpc.StatusCode.OK
         self.started = time.perf_counter()
 
     def __enter__(self) -> "_Call":
         self._tokens = structlog.contextvars.bind_contextvars(**self.bound, method=self.method)
-        self.metrics.in_flight.labels(self.metrics.service, self.method).inc()
+        self.metrics.in_flight.inc()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         elapsed = time.perf_counter() - self.started
         m = self.metrics
-        m.in_flight.labels(m.service, self.method).dec()
-        m.latency.labels(m.service, self.method).observe(elapsed)
-        m.requests.labels(m.service, self.method, self.code.name).inc()
+        m.in_flight.dec()
+        m.latency.observe(elapsed)
+        m.requests(self.code.name).inc()
         if not self.quiet or self.code is not grpc.StatusCode.OK:
             log.info("rpc_finished", code=self.code.name, duration_ms=round(elapsed * 1000, 2))
         structlog.contextvars.reset_contextvars(**self._tokens)
@@ -86,13 +88,28 @@ class _Call:
         self.code = code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
 
 
-def _wrap_unary(behavior: Callable, metrics: ServiceMetrics, method: str, bound: dict[str, str],
-                trailing: tuple[tuple[str, str], ...]) -> Callable:
-    async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
+def _decoder(deserializer: Callable | None, method: str) -> Callable[[Any], Any]:
+    """Request bytes → message inside the handler, so bytes that are no valid
+    message are INVALID_ARGUMENT (grpc's own decoding would answer UNKNOWN)."""
+    if deserializer is None:
+        return lambda raw: raw
+
+    def decode(raw: bytes) -> Any:
+        try:
+            return deserializer(raw)
+        except DecodeError as exc:
+            raise InvalidArgument(f"the request to {method} is not a valid protobuf message: {exc}") from None
+
+    return decode
+
+
+def _wrap_unary(behavior: Callable, decode: Callable, metrics: ServiceMetrics, method: str,
+                bound: dict[str, str], trailing: tuple[tuple[str, str], ...], access_log: bool) -> Callable:
+    async def handler(raw: Any, context: grpc.aio.ServicerContext) -> Any:
         context.set_trailing_metadata(trailing)
-        with _Call(metrics, method, bound) as call:
+        with _Call(metrics, method, bound, access_log) as call:
             try:
-                result = behavior(request, context)
+                result = behavior(decode(raw), context)
                 if inspect.isawaitable(result):
                     result = await result
                 return result
@@ -108,13 +125,13 @@ def _wrap_unary(behavior: Callable, metrics: ServiceMetrics, method: str, bound:
     return handler
 
 
-def _wrap_stream(behavior: Callable, metrics: ServiceMetrics, method: str, bound: dict[str, str],
-                 trailing: tuple[tuple[str, str], ...]) -> Callable:
-    async def handler(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+def _wrap_stream(behavior: Callable, decode: Callable, metrics: ServiceMetrics, method: str,
+                 bound: dict[str, str], trailing: tuple[tuple[str, str], ...], access_log: bool) -> Callable:
+    async def handler(raw: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         context.set_trailing_metadata(trailing)
-        with _Call(metrics, method, bound) as call:
+        with _Call(metrics, method, bound, access_log) as call:
             try:
-                result = behavior(request, context)
+                result = behavior(decode(raw), context)
                 if inspect.isasyncgen(result):
                     async for item in result:
                         yield item
@@ -138,9 +155,10 @@ def _wrap_stream(behavior: Callable, metrics: ServiceMetrics, method: str, bound
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
     """Runs once per RPC, so the wrappers close over that call's ids."""
 
-    def __init__(self, metrics: ServiceMetrics, device: str) -> None:
+    def __init__(self, metrics: ServiceMetrics, device: str, access_log: bool = True) -> None:
         self.metrics = metrics
         self.trailing = ((DEVICE_KEY, device),)
+        self.access_log = access_log
 
     async def intercept_service(
         self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails
@@ -150,16 +168,16 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             return None
         method = handler_call_details.method
         bound = _log_context(handler_call_details)
+        decode = _decoder(handler.request_deserializer, method)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, self.metrics, method, bound, self.trailing),
-                request_deserializer=handler.request_deserializer,
+                _wrap_unary(handler.unary_unary, decode, self.metrics, method, bound, self.trailing, self.access_log),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream, self.metrics, method, bound, self.trailing),
-                request_deserializer=handler.request_deserializer,
+                _wrap_stream(handler.unary_stream, decode, self.metrics, method, bound, self.trailing,
+                             self.access_log),
                 response_serializer=handler.response_serializer,
             )
         return handler  # streaming-request methods (reflection) pass through untouched

@@ -44,7 +44,9 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     handler = logging.StreamHandler(_CurrentStderr())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            # format_exc_info: a library's log.exception() shows its traceback, not a tuple's repr.
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                        structlog.processors.format_exc_info, renderer],
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         )
     )

@@ -32,6 +32,14 @@ class ServiceMetrics:
         )
         self.ready = Gauge("aiworker_service_ready", "1 when the model is loaded and warm", ("service",),
                            registry=self.registry)
+        self._methods: dict[str, MethodMetrics] = {}
+
+    def for_method(self, method: str) -> "MethodMetrics":
+        """The labelled series of one method, looked up once (labels() costs a lock per call)."""
+        cached = self._methods.get(method)
+        if cached is None:
+            cached = self._methods[method] = MethodMetrics(self, method)
+        return cached
 
     def histogram(self, name: str, doc: str, buckets: tuple[float, ...], labels: tuple[str, ...] = ()) -> Histogram:
         """A service-specific histogram (e.g. batch size) in this registry."""
@@ -48,3 +56,20 @@ class ServiceMetrics:
             http.shutdown()
             http.server_close()
             self._http = None
+
+
+class MethodMetrics:
+    """One method's children of the request metrics."""
+
+    def __init__(self, metrics: ServiceMetrics, method: str) -> None:
+        self.in_flight = metrics.in_flight.labels(metrics.service, method)
+        self.latency = metrics.latency.labels(metrics.service, method)
+        self._requests = metrics.requests
+        self._labels = (metrics.service, method)
+        self._by_code: dict[str, object] = {}
+
+    def requests(self, code: str):  # noqa: ANN201 - a prometheus_client Counter child
+        child = self._by_code.get(code)
+        if child is None:
+            child = self._by_code[code] = self._requests.labels(*self._labels, code)
+        return child

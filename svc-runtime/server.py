@@ -106,7 +106,7 @@ def create_server(settings: ServiceSettings, servicer: ModelServicer,
     servicer.health = health
     servicer.metrics = metrics
     server = grpc.aio.server(
-        interceptors=[ServiceInterceptor(metrics, servicer.device), *interceptors],
+        interceptors=[ServiceInterceptor(metrics, servicer.device, settings.access_log), *interceptors],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),

@@ -29,6 +29,10 @@ class ServiceSettings(BaseSettings):
     )
     grace_seconds: float = Field(10.0, ge=0, description="after draining: seconds in-flight RPCs get to finish")
     log_level: str = Field("info", description="debug | info | warning | error")
+    access_log: bool = Field(
+        True, description="one rpc_finished line per successful RPC (with its ids and duration); off: "
+        "failures only. Costs ~0.1 ms of CPU per call: turn it off for many tiny calls",
+    )
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="json, console, or auto (console on a TTY, else JSON)"
     )

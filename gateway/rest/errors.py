@@ -50,7 +50,9 @@ def http_status_of(code: grpc.StatusCode) -> int:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code.name, exc.message), status_code=http_status_of(exc.code))
+        status = getattr(exc, "http_status", None) or http_status_of(exc.code)
+        code = HTTP_TO_CODE[status] if status == 413 else exc.code.name
+        return JSONResponse(error_body(code, exc.message), status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -11,7 +11,7 @@ from gateway.rest.routes_tasks import submitted
 from gateway.rest.schemas import Cancelled, Envelope, PreloadRequest, Submitted
 from gateway.service import PipelineGateway, Upload
 from orchestrator.tracking.views import PipelineStatus, PipelineSummary
-from svc_runtime.errors import InvalidArgument
+from svc_runtime.errors import TooLarge
 
 router = APIRouter(prefix="/api/v1/pipelines", tags=["pipelines"], dependencies=[Depends(require_api_key)])
 
@@ -23,7 +23,7 @@ async def read_upload(file: UploadFile, limit: int) -> Upload:
     holding all of it in memory."""
     data = await file.read(limit + 1)
     if len(data) > limit:
-        raise InvalidArgument(f"{file.filename or 'upload'}: over the {limit}-byte upload limit")
+        raise TooLarge(f"{file.filename or 'upload'}: over the {limit}-byte upload limit")
     return Upload(data, file.filename or "", file.content_type or "")
 
 

@@ -7,11 +7,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from gateway.rest.deps import pipelines, require_api_key
 from gateway.rest.schemas import AiPipelineRequest, Envelope, SeedPipelineStatus, SeedTask, Submitted
 from gateway.service import PipelineGateway, Submission
+from orchestrator.tracking.states import RECORDED
 from orchestrator.tracking.views import HistoryPage, PipelineStatus
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks (seed 004)"], dependencies=[Depends(require_api_key)])
 
-STATUSES = "PENDING|STARTED|PROGRESS|RETRY|SUCCESS|FAILURE|REVOKED"
+STATUSES = "|".join(RECORDED)
 
 
 def submitted(submission: Submission, message: str) -> Envelope[Submitted]:

@@ -6,7 +6,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
-from orchestrator.tasks.ai_pipeline import MAX_TEXT_CHARS
+from orchestrator.tasks.ai_pipeline import MAX_TEXT_CHARS, AiPipelineInput
 
 T = TypeVar("T")
 
@@ -16,7 +16,7 @@ class Envelope(BaseModel, Generic[T]):
     data: T
 
 
-class AiPipelineRequest(BaseModel):
+class AiPipelineRequest(AiPipelineInput):  # the pipeline's own checks, so bad text or options are a 422 here
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, description="text to process")
     options: dict[str, Any] = Field(default_factory=dict,
                                     description='e.g. {"task": "summarize" | "keywords" | "sentiment"}')

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 from celery import shared_task
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from orchestrator.errors import InvalidInput
 from orchestrator.evaluation import summary_messages
@@ -24,21 +24,42 @@ INSTRUCTIONS = {
 }
 
 
+MAX_NEW_TOKENS = 2048
+
+
 class AiPipelineInput(BaseModel):
+    """Checked at submit time (a 4xx there) and again by stage 1 (for a task sent on its own).
+    `options` stays free-form (seed 004's shape); the keys the stages read are checked."""
+
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     options: dict[str, Any] = {}
+
+    @field_validator("text")
+    @classmethod
+    def _has_content(cls, text: str) -> str:
+        if not clean_text(text):
+            raise ValueError("the text is empty after cleaning (only whitespace, control or invisible characters)")
+        return text
+
+    @field_validator("options")
+    @classmethod
+    def _known_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        task = options.get("task", "summarize")
+        if task not in INSTRUCTIONS:
+            raise ValueError(f"options.task {task!r} is not one of {sorted(INSTRUCTIONS)}")
+        tokens = options.get("max_new_tokens")
+        if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int)
+                                   or not 1 <= tokens <= MAX_NEW_TOKENS):
+            raise ValueError(f"options.max_new_tokens must be an integer from 1 to {MAX_NEW_TOKENS}, got {tokens!r}")
+        return options
 
 
 @shared_task(bind=True, base=StageTask, name="tasks.ai_pipeline.stage1_preprocessing")
 def stage1_preprocessing(self: StageTask, payload: dict[str, Any]) -> dict[str, Any]:
     data = self.validate(AiPipelineInput, payload)
     task = data.options.get("task", "summarize")
-    if task not in INSTRUCTIONS:
-        raise InvalidInput(f"options.task {task!r} is not one of {sorted(INSTRUCTIONS)}")
     self.report("PROGRESS", 50, "cleaning the text")
     text = clean_text(data.text)
-    if not text:
-        raise InvalidInput("the text is empty after cleaning (only whitespace/control characters)")
     return {"chain_id": self.stage_context().pipeline_id, "result": "stage1_completed",
             "data": {"text": text, "options": {**data.options, "task": task},
                      "stats": {"chars": len(text), "words": len(text.split()), "lines": text.count("\n") + 1}}}

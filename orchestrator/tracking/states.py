@@ -28,6 +28,8 @@ REJECTED = "REJECTED"
 IGNORED = "IGNORED"
 SKIPPED = "SKIPPED"  # a chain link after a failed/revoked stage: it never ran
 
+# Every status a task row can hold (history filters accept exactly these).
+RECORDED = (PENDING, STARTED, RETRY, REJECTED, SUCCESS, FAILURE, REVOKED, IGNORED, SKIPPED)
 TERMINAL = frozenset({SUCCESS, FAILURE, REVOKED, IGNORED, SKIPPED})
 RUNNING = frozenset({STARTED, PROGRESS, RETRY, REJECTED})
 _PHASE = {PENDING: 0, STARTED: 1, RETRY: 2, REJECTED: 2, SUCCESS: 5, FAILURE: 5, REVOKED: 5, IGNORED: 5,

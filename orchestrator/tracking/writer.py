@@ -55,12 +55,24 @@ def pipeline_row(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def storable(value: Any) -> Any:
+    """`value` with every NUL character replaced by U+FFFD: PostgreSQL text and
+    jsonb cannot hold NUL, and one such character would fail the whole batch."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [storable(v) for v in value]
+    return value
+
+
 def split(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(task rows, pipeline rows) of a batch, one row per key, in key order (a
     fixed lock order, so concurrent drainers cannot deadlock)."""
     tasks = fold([r for r in records if r.get("kind") == "task"])
     pipelines = {r["pipeline_id"]: pipeline_row(r) for r in records if r.get("kind") == "pipeline"}
-    return ([tasks[k] for k in sorted(tasks)], [pipelines[k] for k in sorted(pipelines)])
+    return ([storable(tasks[k]) for k in sorted(tasks)], [storable(pipelines[k]) for k in sorted(pipelines)])
 
 
 def write_records(conn: Connection, records: list[dict[str, Any]]) -> int:

@@ -181,7 +181,8 @@ def test_retry_reruns_from_the_failed_stage_only(client, stack):
     ("get", "/api/v1/tasks/ai-pipeline/unknown/status", {}, 404, "NOT_FOUND"),
     ("post", "/api/v1/tasks/ai-pipeline", {"content": b"{not json", "headers": {"content-type": "application/json"}},
      422, "INVALID_ARGUMENT"),
-    ("post", "/api/v1/tasks/ai-pipeline", {"json": {"text": "x", "options": {"task": "poetry"}}}, 202, None),
+    ("post", "/api/v1/tasks/ai-pipeline", {"json": {"text": "x", "options": {"task": "poetry"}}}, 422,
+     "INVALID_ARGUMENT"),
     ("post", "/api/v1/pipelines/resume", {"files": {"file": ("a.pdf", b"not a pdf", "application/pdf")}},
      400, "INVALID_ARGUMENT"),
     ("post", "/api/v1/pipelines/resume", {"files": {"file": ("a.png", b"\x89PNG", "image/png")}}, 400, "INVALID_ARGUMENT"),
@@ -211,6 +212,7 @@ def test_upload_over_the_limit_is_refused(stack, log_dir):
         with small.client() as c:
             response = c.post("/api/v1/pipelines/resume",
                               files={"file": ("big.pdf", b"%PDF-1.4\n" + b"0" * 5000, "application/pdf")})
-        assert response.status_code == 400 and "limit" in response.json()["error"]["message"]
+        assert response.status_code == 413 and "limit" in response.json()["error"]["message"]
+        assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
     finally:
         small.stop()

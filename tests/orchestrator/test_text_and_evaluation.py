@@ -12,6 +12,8 @@ def test_clean_text_normalises_space_controls_and_unicode():
     raw = "  Hello\u00a0\u00a0world\x00!\r\n\r\n\r\n\r\nSecond\tline  \n"
     assert clean_text(raw) == "Hello world!\n\nSecond line"
     assert clean_text("e\u0301") == "\u00e9"  # NFC
+    assert clean_text("\ufeffzero\u200bwidth\u2060 soft\u00adhyphen") == "zerowidth softhyphen"
+    assert clean_text("\U0001f469\u200d\U0001f4bb") == "\U0001f469\u200d\U0001f4bb"  # ZWJ emoji kept whole
 
 
 def test_chunks_respect_size_keep_order_and_overlap():

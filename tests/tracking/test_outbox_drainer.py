@@ -217,3 +217,27 @@ def test_drain_command_empties_the_outbox(tracking_settings, rclient, monkeypatc
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {"written": 15}
     assert_all_succeeded(tracking_settings.tracking_database_url, ids)
     assert outbox_empty(rclient, tracking_settings)
+
+
+def test_replay_dead_puts_dead_letters_back_and_they_land(tracking_settings, rclient, monkeypatch, capsys):
+    """After the cause is fixed (e.g. an older version dead-lettered NUL characters),
+    `python -m orchestrator.tracking replay-dead` sends the entries through again."""
+    from orchestrator.tracking.__main__ import main
+
+    outbox = tracking_settings.tracking_outbox
+    task_id = str(uuid.uuid4())
+    records = [events.task_record(task_id, "tasks.test", status, 0, worker="w@test", args=["a\x00b"])
+               for status in (PENDING, STARTED)]
+    records.append(events.task_record(task_id, "tasks.test", SUCCESS, 0, worker="w@test", result={"ok": 1}))
+    rclient.xadd(f"{outbox}:dead", {"e": json.dumps(records), "reason": "unsupported Unicode escape", "id": "1-0"})
+    rclient.xadd(f"{outbox}:dead", {"reason": "undecodable: no records", "id": "2-0"})
+    for key, value in {"BROKER_URL": tracking_settings.broker_url, "DATABASE_URL": tracking_settings.database_url,
+                       "TRACKING_OUTBOX": outbox, "LOG_FORMAT": "json",
+                       "TRACKING_SPOOL_DIR": str(tracking_settings.tracking_spool_dir)}.items():
+        monkeypatch.setenv(f"AIWORKER_{key}", value)
+    main(["replay-dead"])
+    assert json.loads(capsys.readouterr().out) == {"replayed": 1, "kept": 1}
+    assert drainer(tracking_settings).drain_all() == 1
+    row = rows_of(tracking_settings.tracking_database_url, [task_id])[0]
+    assert (row["status"], row["args"], row["result"]) == (SUCCESS, ["a\ufffdb"], {"ok": 1})
+    assert rclient.xlen(f"{outbox}:dead") == 1

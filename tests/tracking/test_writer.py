@@ -99,3 +99,20 @@ def test_pipeline_rows_are_written_once(fresh_db):
         rows = conn.execute(text("SELECT stages, stage_count FROM pipeline_info WHERE pipeline_id = :id"),
                             {"id": pipeline_id}).all()
     assert len(rows) == 1 and rows[0].stage_count == 2 and [s["task_id"] for s in rows[0].stages] == ["a", "b"]
+
+
+def test_nul_characters_are_stored_as_replacement_characters(fresh_db):
+    """PostgreSQL text/jsonb cannot hold NUL: a task whose input has one is still recorded."""
+    task_id = str(uuid.uuid4())
+    events = [
+        {"kind": "task", "task_id": task_id, "task_name": "tasks.x", "status": PENDING, "rank": rank(PENDING, 0),
+         "at": T0, "args": [{"text": "a\x00b", "k\x00": ["\x00"]}], "kwargs": {}},
+        {"kind": "task", "task_id": task_id, "task_name": "tasks.x", "status": FAILURE, "rank": rank(FAILURE, 0),
+         "at": T0 + 1, "error_type": "ValueError", "error_message": "bad \x00 byte", "traceback": "tb\x00",
+         "result": None, "worker": "w"},
+    ]
+    with engine_for(fresh_db).begin() as conn:
+        write_records(conn, events)
+    row = rows_of(fresh_db, [task_id])[0]
+    assert row["args"] == [{"text": "a\ufffdb", "k\ufffd": ["\ufffd"]}]
+    assert (row["status"], row["error_message"], row["traceback"]) == (FAILURE, "bad \ufffd byte", "tb\ufffd")
