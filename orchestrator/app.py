@@ -3,9 +3,12 @@ OrchestratorSettings, the one routing table, and the task modules."""
 
 from __future__ import annotations
 
+import logging
+
 from celery import Celery, signals
 from kombu import Queue
 
+from orchestrator.publishing import resilient_send_task
 from orchestrator.resources import Resources
 from orchestrator.result_backend import publish_only
 from orchestrator.routing import CPU_QUEUE, QUEUES, celery_routes
@@ -36,6 +39,12 @@ def celery_config(settings: OrchestratorSettings) -> dict:
         "broker_transport_options": {
             # Above the hard limit, or a long task is redelivered while it still runs.
             "visibility_timeout": settings.visibility_timeout,
+            # kombu sweeps every interval × throttle (10 × 10 s by default): make it the interval.
+            "unacked_restore_interval": settings.redelivery_sweep_seconds,
+            "unacked_restore_throttle": 1,
+            # A worker killed during a sweep keeps its lock this long (kombu: 300 s) and no one
+            # redelivers meanwhile; a sweep takes milliseconds, and restores are transactional.
+            "unacked_mutex_expire": max(10, 2 * settings.redelivery_sweep_seconds),
             "queue_order_strategy": "priority",
             "priority_steps": list(range(10)),
             "sep": ":",
@@ -58,9 +67,16 @@ def celery_config(settings: OrchestratorSettings) -> dict:
         "worker_concurrency": settings.worker_concurrency,
         "worker_max_tasks_per_child": settings.worker_max_tasks_per_child,
         "worker_hijack_root_logger": False,
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # False: on a lost broker connection the running tasks finish, and their messages (unacked in
+        # Redis) come back after the visibility timeout (stages are idempotent). True makes Celery 5.6
+        # mark them RETRY in the result backend, the same Redis that just went away, and the worker
+        # dies of the BackendStoreError (tests/fault/test_redis_restart.py).
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "beat_schedule": {
             "cleanup": {"task": "tasks.maintenance.cleanup", "schedule": settings.cleanup_interval_seconds},
+            "redeliver-lost": {"task": "tasks.maintenance.redeliver_lost", "schedule": settings.lost_task_check_seconds,
+                               # a sweep that waited in the queue past the next one is pointless
+                               "options": {"expires": settings.lost_task_check_seconds}},
         },
     }
 
@@ -73,6 +89,8 @@ def create_app(settings: OrchestratorSettings | None = None, producer: bool = Fa
     app.conf.update(celery_config(settings))
     if producer:
         app.conf.result_backend = publish_only(settings.result_backend)
+    else:  # a worker publishing a pipeline's next stage must outlast a broker restart
+        resilient_send_task(app, settings.publish_retry_seconds)
     app.aiworker = Resources(settings)  # per-process clients, blob store, Redis
     import orchestrator.tasks  # noqa: F401 - registers every task (shared_task) with this app
 
@@ -82,7 +100,9 @@ def create_app(settings: OrchestratorSettings | None = None, producer: bool = Fa
         install_tracking(app, settings)
 
     @signals.setup_logging.connect(weak=False)
-    def _logging(**_: object) -> None:  # replaces Celery's own logging setup
-        configure_logging(settings.log_level, settings.log_format)
+    def _logging(loglevel: int | str | None = None, **_: object) -> None:  # replaces Celery's own setup
+        # The worker's -l decides (aiworker-worker passes AIWORKER_LOG_LEVEL unless told otherwise).
+        level = logging.getLevelName(loglevel) if isinstance(loglevel, int) else (loglevel or settings.log_level)
+        configure_logging(str(level).lower(), settings.log_format)
 
     return app

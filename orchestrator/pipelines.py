@@ -7,6 +7,7 @@ known from the first publish."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from orchestrator.tasks.resume_pipeline import ResumeInput
 # Celery priorities on Redis: 0 is served first. The API speaks 0–9 with 9 the
 # most urgent (as AMQP does); see broker_priority().
 DEFAULT_PRIORITY = 5
+SUBMISSION_KEY = "aiworker:submission:{pipeline_id}"
 
 
 class PreloadInput(BaseModel):
@@ -91,15 +93,17 @@ class SubmittedPipeline:
 
 
 def build(spec: PipelineSpec, payload: dict[str, Any], *, pipeline_id: str, request_id: str,
-          priority: int = DEFAULT_PRIORITY, first_stage: int = 0, app: Celery | None = None
-          ) -> tuple[chain, list[str]]:
+          priority: int = DEFAULT_PRIORITY, first_stage: int = 0, app: Celery | None = None,
+          task_ids: list[str] | None = None) -> tuple[chain, list[str]]:
     """The chain of stages from `first_stage` on; the first gets `payload`,
-    each later one the result of the stage before it."""
+    each later one the result of the stage before it. `task_ids`: the ids of
+    those stages (a re-send keeps them), else new ones."""
+    given = iter(task_ids or ())
     sigs, task_ids = [], []
     for index, name in enumerate(spec.stages):
         if index < first_stage:
             continue
-        task_id = str(uuid.uuid4())
+        task_id = next(given, None) or str(uuid.uuid4())
         sig = signature(name, args=(payload,) if index == first_stage else (), app=app)
         sig.set(task_id=task_id, queue=queue_of(name), priority=broker_priority(priority), headers={
             "pipeline_id": pipeline_id, "pipeline": spec.name, "stage_index": index,
@@ -121,5 +125,23 @@ def submit(app: Celery, name: str, payload: dict[str, Any], *, priority: int = D
     request_id = request_id or pipeline_id
     workflow, task_ids = build(spec, payload, pipeline_id=pipeline_id, request_id=request_id,
                                priority=priority, app=app)
+    remember_submission(app, pipeline_id, {"pipeline": spec.name, "payload": payload, "priority": priority,
+                                           "request_id": request_id, "task_ids": task_ids})
     workflow.apply_async()
     return SubmittedPipeline(pipeline_id, spec.name, spec.stages, task_ids)
+
+
+def submission_key(pipeline_id: str) -> str:
+    return SUBMISSION_KEY.format(pipeline_id=pipeline_id)
+
+
+def remember_submission(app: Celery, pipeline_id: str, submission: dict[str, Any]) -> None:
+    """The first stage's input as sent (unmasked, like the result backend's copy), so a
+    first message the broker lost can be sent again (orchestrator.recovery)."""
+    resources = app.aiworker
+    resources.redis.set(submission_key(pipeline_id), json.dumps(submission), ex=resources.settings.result_expires)
+
+
+def remembered_submission(app: Celery, pipeline_id: str) -> dict[str, Any] | None:
+    raw = app.aiworker.redis.get(submission_key(pipeline_id))
+    return json.loads(raw) if raw else None

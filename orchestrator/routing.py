@@ -31,6 +31,7 @@ ROUTES: dict[str, str] = {
     "tasks.ai_pipeline.stage4_post_processing": CPU_QUEUE,
     # maintenance (beat)
     "tasks.maintenance.cleanup": CPU_QUEUE,
+    "tasks.maintenance.redeliver_lost": CPU_QUEUE,
 }
 
 

@@ -31,6 +31,19 @@ class OrchestratorSettings(BaseSettings):
     visibility_timeout: int = Field(
         0, ge=0, description="seconds before an unacked task is redelivered; 0 = time limit + 60"
     )
+    redelivery_sweep_seconds: int = Field(
+        10, ge=1, description="how often a worker looks for tasks unacked past the visibility timeout "
+        "(a crashed worker's) and puts them back on their queue",
+    )
+    lost_task_after_seconds: float = Field(
+        60, gt=0, description="a stage tracked PENDING this long that is in no queue, unacked by no worker and "
+        "unknown to the result backend is sent again (a worker killed right after taking it from Redis)",
+    )
+    lost_task_check_seconds: float = Field(30, gt=0, description="how often beat looks for such lost stages")
+    publish_retry_seconds: float = Field(
+        60, gt=0, description="how long a worker keeps trying to publish a pipeline's next stage while the "
+        "broker is away (within the task's time limit)",
+    )
     result_expires: int = Field(86400, ge=60, description="seconds results stay in the backend")
     max_retries: int = Field(3, ge=0, description="retries of a stage on UNAVAILABLE/DEADLINE_EXCEEDED/RESOURCE_EXHAUSTED")
     retry_backoff_seconds: float = Field(1.0, gt=0, description="first retry delay; doubles each retry")

@@ -116,32 +116,35 @@ class StageTask(Task):
             raise InvalidInput(f"invalid input for {model.__name__}: {problems}") from None
 
     # -- progress ------------------------------------------------------------
-    def report(self, status: str, progress: int, message: str) -> None:
-        """Celery PROGRESS state of this task + the pipeline's live Redis hash
-        (status is the pipeline's: PROGRESS, RETRY, SUCCESS or FAILURE)."""
+    def report(self, status: str, progress: int, message: str, task_state: bool = True) -> None:
+        """Celery PROGRESS state of this task (unless `task_state` is False) + the
+        pipeline's live Redis hash (status is the pipeline's: PROGRESS, RETRY,
+        SUCCESS or FAILURE)."""
         ctx = self.stage_context()
         stage = self.name.rsplit(".", 1)[-1]
         if not ctx.pipeline_id:  # a task sent on its own, outside any pipeline
             return
-        if status == "PROGRESS" and self.request.id and not self.request.is_eager:
-            self.update_state(state="PROGRESS", meta={
-                "stage": stage, "stage_index": ctx.stage_index, "progress": progress, "message": message})
         overall = 100 * (ctx.stage_index + progress / 100) / max(ctx.stage_count, 1)
-        try:
+        try:  # progress is best effort: Redis away for a moment must not fail the work
+            if task_state and status == "PROGRESS" and self.request.id and not self.request.is_eager:
+                self.update_state(state="PROGRESS", meta={
+                    "stage": stage, "stage_index": ctx.stage_index, "progress": progress, "message": message})
             write_pipeline_progress(
                 self.resources.redis, ctx.pipeline_id, self.resources.settings.pipeline_hash_ttl,
                 pipeline=ctx.pipeline, stage=stage, stage_index=ctx.stage_index, stage_count=ctx.stage_count,
                 status=status, progress=progress, overall_progress=round(overall, 1), message=message,
                 task_id=self.request.id,
             )
-        except Exception as exc:  # noqa: BLE001 - progress is best effort; the task goes on
-            log.warning("progress_write_failed", error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - the task goes on
+            log.warning("progress_write_failed", error=f"{type(exc).__name__}: {exc}")
 
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
         ctx = self.stage_context()
         last = ctx.stage_index + 1 >= ctx.stage_count
+        # The task's SUCCESS is stored already (and the backend never overwrites it):
+        # only the pipeline's hash moves on.
         self.report("SUCCESS" if last else "PROGRESS", 100,
-                    "pipeline completed" if last else f"{self.name.rsplit('.', 1)[-1]} done")
+                    "pipeline completed" if last else f"{self.name.rsplit('.', 1)[-1]} done", task_state=False)
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         self.report("FAILURE", 0, f"{type(exc).__name__}: {exc}")

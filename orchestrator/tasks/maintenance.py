@@ -1,5 +1,6 @@
-"""Periodic cleanup run by beat: old blobs; pipeline progress hashes left
-without a TTL; and whatever cleanup hooks other modules register (tracking)."""
+"""Periodic work run by beat: cleanup (old blobs; pipeline progress hashes
+left without a TTL; whatever cleanup hooks other modules register, e.g.
+tracking), and re-sending stages the broker lost (orchestrator.recovery)."""
 
 from __future__ import annotations
 
@@ -28,3 +29,12 @@ def cleanup(self: StageTask) -> dict[str, int]:
     for name, hook in CLEANUP_HOOKS.items():
         removed[name] = hook(settings)
     return removed
+
+
+@shared_task(bind=True, name="tasks.maintenance.redeliver_lost")
+def redeliver_lost(self: Any) -> dict[str, Any]:
+    if not self.app.aiworker.settings.tracking_enabled:  # nothing to tell a lost stage by
+        return {"found": 0, "redelivered": [], "input_gone": 0}
+    from orchestrator.recovery import redeliver_lost as sweep
+
+    return sweep(self.app)

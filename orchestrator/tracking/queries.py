@@ -14,6 +14,7 @@ import redis
 from sqlalchemy import Engine, text
 
 from orchestrator.app import celery_config
+from orchestrator.broker_state import UNACKED_KEY, queue_keys
 from orchestrator.db.engine import engine_for
 from orchestrator.pipelines import PIPELINES
 from orchestrator.progress import read_pipeline_progress
@@ -177,17 +178,18 @@ class TrackingQueries:
         )
 
     def queue_depth(self, queues: tuple[str, ...] = QUEUES) -> tuple[dict[str, int], int]:
-        """Messages waiting per queue: kombu's Redis transport keeps one list per
-        priority level (`<queue>` for the first, `<queue><sep><n>` for the others)."""
-        options = celery_config(self.settings)["broker_transport_options"]
-        sep, steps = options.get("sep", "\x06\x16"), options.get("priority_steps", [0, 3, 6, 9])
+        """Messages waiting per queue, and delivered but unacknowledged."""
+        keys = queue_keys(celery_config(self.settings)["broker_transport_options"], queues)
         with self.broker.pipeline(transaction=False) as pipe:
             for queue in queues:
-                for step in steps:
-                    pipe.llen(f"{queue}{sep}{step}" if step else queue)
-            pipe.hlen("unacked")
+                for key in keys[queue]:
+                    pipe.llen(key)
+            pipe.hlen(UNACKED_KEY)
             sizes = pipe.execute()
-        per_queue = {q: sum(sizes[i * len(steps):(i + 1) * len(steps)]) for i, q in enumerate(queues)}
+        per_queue, at = {}, 0
+        for queue in queues:
+            per_queue[queue] = sum(sizes[at:at + len(keys[queue])])
+            at += len(keys[queue])
         return per_queue, int(sizes[-1])
 
     def mean_stage_seconds(self, pipeline_name: str) -> dict[str, float | None]:

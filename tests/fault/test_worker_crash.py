@@ -1,0 +1,43 @@
+"""SIGKILL in the middle of a batch of pipelines: first a pool child (its task
+goes back to the queue at once: task_reject_on_worker_lost), then a whole
+worker (its unacked tasks come back after the visibility timeout, to the
+worker started in its place). Every pipeline completes; tracking has one
+SUCCESS row per stage, nothing lost, nothing doubled."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from tests.fault.harness import VISIBILITY_TIMEOUT, FaultStack, wait_until
+from tests.tracking.rows import task_rows
+
+
+def test_killed_pool_child_then_killed_worker_lose_no_pipeline(fault: FaultStack):
+    pipelines = fault.submit_resumes(12, seed=100)
+
+    # 1. A gpu pool child dies while it embeds: its task is requeued and run again.
+    active = wait_until(lambda: fault.active_tasks("gpu"), 60, "a gpu task running")
+    victim = active[0]
+    os.kill(victim["worker_pid"], signal.SIGKILL)
+    gpu_log = fault.workers["gpu"].log_path
+    wait_until(lambda: "WorkerLostError" in gpu_log.read_text(errors="replace")
+               or "SIGKILL" in gpu_log.read_text(errors="replace"), 30, "the worker noticed its lost child", 0.2)
+
+    # 2. The whole cpu worker dies with tasks delivered to it and not acknowledged.
+    wait_until(lambda: fault.active_tasks("cpu"), 60, "a cpu task running")
+    fault.kill_worker("cpu")
+    assert fault.unacked() >= 1, "the killed worker held no unacknowledged task: nothing was in flight"
+    finished_before_restart = fault.final_states(pipelines).count("SUCCESS")
+    assert finished_before_restart < len(pipelines), "the batch was over before the kill"
+
+    fault.start_worker("cpu")  # the replacement picks up what the dead one held
+    fault.wait_all_succeeded(pipelines, timeout=VISIBILITY_TIMEOUT + 90)
+    assert fault.unacked() == 0
+    fault.assert_tracked_once_and_succeeded(pipelines)
+
+    # The killed child's task and the dead worker's tasks ran again; their rows say so.
+    rows = {r["task_id"]: r for r in task_rows(fault.database_url, "task_id = ANY(:ids)",
+                                                 ids=[t for p in pipelines for t in p.task_ids])}
+    assert rows[victim["id"]]["redelivered"] is True
+    assert any(r["redelivered"] and r["queue"] == "cpu_queue" for r in rows.values())
