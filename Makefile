@@ -40,6 +40,13 @@ system-deps:
 test: install system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Every benchmark against its in-process baseline, one at a time (they share the CPUs), then
+# one table of the targets; figures in bench/results/*.json (bench/README.md). ~25 min on 2 cores.
+BENCHES := embedder stt llm grpc_overhead orchestration tracking gateway
+bench: install
+	@for b in $(BENCHES); do echo "== bench.$$b"; $(BIN)/python -m bench.$$b || exit 1; done
+	$(BIN)/python -m bench.summary
+
 # The whole system on this machine: one of each pipeline on the samples, then stop (exit 0 = all succeeded).
 demo: install
 	$(BIN)/aiworker-local demo $(LOCAL_ARGS)

@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -64,7 +65,8 @@ def report(name: str, columns: list[str], rows: list[list[Any]], extra: dict[str
         table.add_column(column)
     for row in rows:
         table.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row])
-    Console().print(table)
+    # Not a terminal (a log, a pipe): wide enough that a ratio table does not wrap.
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps({

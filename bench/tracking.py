@@ -27,7 +27,8 @@ import sys
 import tempfile
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -58,17 +59,23 @@ def register_noop(app: Celery) -> Any:
 
 
 # -- the worker (a subprocess: python -m bench.tracking --worker) ------------------------
-def run_worker(loglevel: str, hostname: str) -> None:
-    settings = OrchestratorSettings()
-    app = create_app(settings)
-    register_noop(app)
-    app.worker_main(["worker", "-Q", QUEUE, "-c", "2", "-P", "prefork", "-n", hostname,
-                     "-l", loglevel, "--without-gossip", "--without-mingle", "--without-heartbeat"])
+WORKER_FLAGS = ("-Q", QUEUE, "-c", "2", "-P", "prefork", "--without-gossip", "--without-mingle",
+                "--without-heartbeat")
+
+
+def run_worker(loglevel: str, hostname: str, app: Celery | None = None) -> None:
+    """A prefork worker (2 processes) on QUEUE; by default the orchestrator app with the no-op."""
+    if app is None:
+        app = create_app(OrchestratorSettings())
+        register_noop(app)
+    app.worker_main(["worker", *WORKER_FLAGS, "-n", hostname, "-l", loglevel])
 
 
 @contextmanager
-def worker(env: dict[str, str], log_dir: Path, name: str, loglevel: str) -> Iterator[ManagedProcess]:
-    argv = [sys.executable, "-m", "bench.tracking", "--worker", "--loglevel", loglevel, "--hostname", f"{name}@bench"]
+def worker(env: dict[str, str], log_dir: Path, name: str, loglevel: str, module: str = "bench.tracking",
+           extra: Sequence[str] = ()) -> Iterator[ManagedProcess]:
+    """`python -m <module> --worker --loglevel L --hostname <name>@bench <extra>` as a subprocess."""
+    argv = [sys.executable, "-m", module, "--worker", "--loglevel", loglevel, "--hostname", f"{name}@bench", *extra]
     proc = ManagedProcess(f"bench-worker-{name}", argv, log_dir / f"bench-worker-{name}.log", env=env,
                           cwd=Path(__file__).resolve().parents[1]).start()
     try:
@@ -83,9 +90,14 @@ def env_for(redis_url: str, database_url: str, tracking: bool, spool: Path) -> d
             "AIWORKER_LOG_FORMAT": "json", "AIWORKER_WORKER_SEND_EVENTS": "false"}
 
 
+def settings_for(env: dict[str, str]) -> OrchestratorSettings:
+    """The settings a process started with `env` (AIWORKER_* variables) builds."""
+    return OrchestratorSettings(**{k.removeprefix("AIWORKER_").lower(): v for k, v in env.items()
+                                   if k.startswith("AIWORKER_")})
+
+
 def producer(env: dict[str, str]) -> tuple[Celery, Any]:
-    fields = {k.removeprefix("AIWORKER_").lower(): v for k, v in env.items()}
-    app = create_app(OrchestratorSettings(**fields))
+    app = create_app(settings_for(env))
     return app, register_noop(app)
 
 
@@ -152,33 +164,46 @@ def consume_only(app: Celery, hostname: str, others: list[str]) -> None:
     app.control.add_consumer(QUEUE, destination=[hostname], reply=True, timeout=5)
 
 
-def measure_modes(redis_url: str, database_url: str, tasks: int, hop_samples: int, rounds: int, log_dir: Path,
-                  loglevel: str) -> dict[str, dict[str, float]]:
-    """Both workers run throughout (only one consumes at a time); the modes
-    alternate for `rounds` rounds and each figure is the median, so a
-    neighbour's load hits both modes alike."""
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    modes = ("off", "on")
-    envs = {m: env_for(redis_url, database_url, m == "on", log_dir / f"spool-{m}") for m in modes}
-    apps = {m: producer(envs[m]) for m in modes}
-    samples: dict[str, dict[str, list[float]]] = {m: {} for m in modes}
-    with worker(envs["off"], log_dir, "off", loglevel) as off_proc, worker(envs["on"], log_dir, "on", loglevel) as on_proc:
-        for mode, proc in (("off", off_proc), ("on", on_proc)):
-            wait_ready(apps[mode][0], proc)
+@dataclass
+class Mode:
+    """One side of a comparison: the producer's app and task, the worker's environment
+    and command (`python -m <module> --worker ... <worker_args>`), tracked or not."""
+
+    name: str
+    env: dict[str, str]
+    app: Celery
+    task: Any  # what throughput() and hops() send: apply_async((i,), ...) and si(i)
+    tracked: bool
+    module: str = "bench.tracking"
+    worker_args: tuple[str, ...] = ()
+
+    @property
+    def hostname(self) -> str:
+        return f"{self.name}@bench"
+
+
+def measure_modes(database_url: str, modes: Sequence[Mode], client: redis.Redis, tasks: int, hop_samples: int,
+                  rounds: int, log_dir: Path, loglevel: str) -> dict[str, dict[str, Any]]:
+    """Every mode's worker runs throughout (only one consumes at a time); the
+    modes take turns for `rounds` rounds (order reversed every other round) and
+    each figure is the median, so a neighbour's load hits all modes alike."""
+    samples: dict[str, dict[str, list[float]]] = {m.name: {} for m in modes}
+    with ExitStack() as stack:
+        procs = [stack.enter_context(worker(m.env, log_dir, m.name, loglevel, m.module, m.worker_args))
+                 for m in modes]
+        for mode, proc in zip(modes, procs):
+            wait_ready(mode.app, proc)
         for round_ in range(rounds):
-            for mode in modes if round_ % 2 == 0 else reversed(modes):
-                app, noop = apps[mode]
-                app.set_current()  # publishes are tracked through the current app
-                hostname = f"{mode}@bench"
-                consume_only(app, hostname, [f"{m}@bench" for m in modes if m != mode])
+            for mode in modes if round_ % 2 == 0 else list(reversed(modes)):
+                mode.app.set_current()  # publishes are tracked through the current app
+                consume_only(mode.app, mode.hostname, [m.hostname for m in modes if m is not mode])
                 if round_ == 0:
-                    throughput(app, noop, client, hostname, 200)  # warm-up
-                publish_rate, rate, ids = throughput(app, noop, client, hostname, tasks)
-                got = samples[mode]
+                    throughput(mode.app, mode.task, client, mode.hostname, 200)  # warm-up
+                publish_rate, rate, ids = throughput(mode.app, mode.task, client, mode.hostname, tasks)
+                got = samples[mode.name]
                 got.setdefault("tasks_per_s", []).append(rate)
                 got.setdefault("publish_per_s", []).append(publish_rate)
-                if mode == "on":
+                if mode.tracked:
                     finished = time.perf_counter()
                     deadline = time.monotonic() + 120
                     while tracked_rows(database_url, ids)[1] < len(ids) and time.monotonic() < deadline:
@@ -187,17 +212,26 @@ def measure_modes(redis_url: str, database_url: str, tasks: int, hop_samples: in
                     rows, succeeded = tracked_rows(database_url, ids)
                     got.setdefault("lost", []).append(len(ids) - succeeded)
                     got.setdefault("duplicated", []).append(rows - len(ids))
-                single, chain_hop = hops(app, noop, hop_samples)
+                single, chain_hop = hops(mode.app, mode.task, hop_samples)
                 for key, value in summary(single).items():
                     got.setdefault(f"hop_{key}", []).append(value)
                 got.setdefault("chain_hop_ms", []).append(chain_hop * 1000)
-    for app, _ in apps.values():
-        app.close()
-    out = {m: {k: (sum(v) if k in ("lost", "duplicated") else percentile(v, 0.5)) for k, v in samples[m].items()}
-           for m in modes}
+    out: dict[str, dict[str, Any]] = {}
     for m in modes:
-        out[m]["rounds"] = {k: v for k, v in samples[m].items()}
+        out[m.name] = {k: (sum(v) if k in ("lost", "duplicated") else percentile(v, 0.5))
+                       for k, v in samples[m.name].items()}
+        out[m.name]["rounds"] = dict(samples[m.name])
     return out
+
+
+def tracking_modes(redis_url: str, database_url: str, log_dir: Path) -> list[Mode]:
+    """Tracking off and on: the orchestrator app with the no-op on both sides."""
+    modes = []
+    for name in ("off", "on"):
+        env = env_for(redis_url, database_url, name == "on", log_dir / f"spool-{name}")
+        app, noop = producer(env)
+        modes.append(Mode(name, env, app, noop, tracked=name == "on"))
+    return modes
 
 
 # -- part 2: queries on generated rows --------------------------------------------------
@@ -315,8 +349,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-tracking-") as tmp:
         if not args.skip_throughput:
             with scratch_database(admin_url) as database_url:
-                modes = measure_modes(redis_url, database_url, args.tasks, args.hops, args.rounds, Path(tmp),
+                client = redis.Redis.from_url(redis_url)
+                client.flushdb()
+                sides = tracking_modes(redis_url, database_url, Path(tmp))
+                modes = measure_modes(database_url, sides, client, args.tasks, args.hops, args.rounds, Path(tmp),
                                       args.loglevel)
+                for side in sides:
+                    side.app.close()
             off, on = modes["off"], modes["on"]
             for key in ("tasks_per_s", "publish_per_s", "hop_p50_ms", "hop_p95_ms", "chain_hop_ms"):
                 rows.append([key, off[key], on[key], on[key] / off[key]])

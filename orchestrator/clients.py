@@ -110,6 +110,9 @@ class LlmClient:
     def preload(self, ctx: CallContext) -> llm_pb2.PreloadResponse:
         return _invoke("llm", self._stub.Preload, llm_pb2.PreloadRequest(), ctx)
 
+    def model_status(self, ctx: CallContext) -> llm_pb2.ModelStatusResponse:
+        return _invoke("llm", self._stub.ModelStatus, llm_pb2.ModelStatusRequest(), ctx)
+
 
 class SttClient:
     def __init__(self, channel: grpc.Channel) -> None:

@@ -12,7 +12,7 @@ import json
 import time
 
 from orchestrator.broker_state import queue_keys
-from tests.fault.harness import LOST_AFTER_SECONDS, FaultStack, wait_until
+from tests.fault.harness import LOST_AFTER_SECONDS, FaultStack
 from tests.tracking.rows import wait_for
 
 
@@ -39,9 +39,9 @@ def test_a_lost_first_stage_and_a_lost_middle_stage_are_sent_again(fault: FaultS
     consume(fault, "gpu", False)
     try:
         first, middle = fault.submit_resumes(2, seed=500)
-        assert wait_until(lambda: take_message(fault, "cpu_queue", first.task_ids[0]), 10, "first stage queued")
+        assert wait_for(lambda: take_message(fault, "cpu_queue", first.task_ids[0]), 10, "first stage queued")
         consume(fault, "cpu", True)  # `middle` parses; its embedding waits in gpu_queue
-        assert wait_until(lambda: take_message(fault, "gpu_queue", middle.task_ids[1]), 30, "embedding queued")
+        assert wait_for(lambda: take_message(fault, "gpu_queue", middle.task_ids[1]), 30, "embedding queued")
     finally:
         consume(fault, "cpu", True)
         consume(fault, "gpu", True)

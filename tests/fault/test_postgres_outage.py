@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from tests.fault.harness import FaultStack, wait_until
-from tests.tracking.rows import task_rows
+from tests.fault.harness import FaultStack
+from tests.tracking.rows import task_rows, wait_for
 
 OUTAGE_SECONDS = 6
 
@@ -18,7 +18,7 @@ def test_postgres_away_under_load_then_everything_lands(fault: FaultStack):
     if fault.db_proxy is None:
         pytest.skip("PostgreSQL on a Unix socket (pgserver): no TCP connection to cut")
     pipelines = fault.submit_resumes(10, seed=300)
-    wait_until(lambda: "SUCCESS" in fault.final_states(pipelines), 60, "the first pipeline done", 0.1)
+    wait_for(lambda: "SUCCESS" in fault.final_states(pipelines), 60, "the first pipeline done", interval=0.1)
     fault.db_proxy.close()
     try:
         time.sleep(OUTAGE_SECONDS)

@@ -3,13 +3,13 @@ down got UNAVAILABLE, retried with backoff, and every pipeline completed."""
 
 from __future__ import annotations
 
-from tests.fault.harness import FaultStack, wait_until
-from tests.tracking.rows import task_rows
+from tests.fault.harness import FaultStack
+from tests.tracking.rows import task_rows, wait_for
 
 
 def test_parser_and_embedder_restarted_mid_batch(fault: FaultStack):
     pipelines = fault.submit_resumes(10, seed=200)
-    wait_until(lambda: "SUCCESS" in fault.final_states(pipelines), 60, "the first pipeline done", 0.1)
+    wait_for(lambda: "SUCCESS" in fault.final_states(pipelines), 60, "the first pipeline done", interval=0.1)
     for kind in ("parser", "embedder"):  # SIGTERM: drain, stop, start again on the same port
         fault.services[kind].restart()
     fault.wait_all_succeeded(pipelines, timeout=120)
