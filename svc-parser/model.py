@@ -14,7 +14,9 @@ from svc_runtime.logs import get_logger
 log = get_logger(__name__)
 
 _HEADER_WINDOW = 1024  # the PDF spec lets %PDF- appear within the first 1 KiB
-_EOF_WINDOW = 2048
+# Bytes that may follow the last %%EOF: line ends, and the NUL or space padding some
+# scanners and mail gateways append.
+_PADDING = b" \t\r\n\x00\x0c"
 
 
 @dataclass
@@ -50,7 +52,7 @@ class PdfParser:
             )
         if b"%PDF-" not in data[:_HEADER_WINDOW]:
             raise InvalidArgument("not a PDF: no %PDF- header in the first 1024 bytes")
-        if b"%%EOF" not in data[-_EOF_WINDOW:]:
+        if not _ends_with_eof_marker(data):
             raise InvalidArgument("truncated PDF: no %%EOF marker at the end of the file (incomplete upload?)")
 
     def _parse(self, data: bytes, limit: int) -> ParsedPdf:
@@ -81,6 +83,13 @@ class PdfParser:
             if doc.is_repaired:
                 log.warning("pdf_repaired", pages=result.page_count)
         return result
+
+
+def _ends_with_eof_marker(data: bytes) -> bool:
+    """The last %%EOF is followed by nothing but padding. MuPDF silently repairs a cut-off
+    file and returns part of its text; a cut-off upload must be refused instead."""
+    end = data.rfind(b"%%EOF")
+    return end >= 0 and not data[end + len(b"%%EOF"):].strip(_PADDING)
 
 
 def sample_pdf(pages: list[str], title: str = "", author: str = "") -> bytes:

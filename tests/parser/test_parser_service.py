@@ -70,11 +70,12 @@ GOOD = sample_pdf(["some text that makes the file a little longer " * 20] * 3)
         (b"Hello, I am a text file and not a PDF at all", "not a PDF"),
         (b"\x89PNG\r\n\x1a\n" + b"\0" * 100, "not a PDF"),
         (GOOD[: len(GOOD) // 2], "truncated PDF"),
+        (GOOD + b"5 0 obj\n<< /Type /Page /Parent 2 0 R", "truncated PDF"),  # an update cut off
         (b"%PDF-1.7\n1 0 obj garbage that is not a document\n%%EOF\n", "corrupt PDF"),
         (encrypted_pdf(), "password is needed"),
         (b"%PDF-1.4\n" + b"x" * (2 * 1024 * 1024 + 1) + b"\n%%EOF", "PDF too large"),
     ],
-    ids=["empty", "text", "png", "truncated", "corrupt", "encrypted", "over-byte-limit"],
+    ids=["empty", "text", "png", "truncated", "cut-off-update", "corrupt", "encrypted", "over-byte-limit"],
 )
 def test_bad_input_is_invalid_argument_with_a_clear_message(stub, parser_service, pdf, message):
     with pytest.raises(grpc.RpcError) as err:
@@ -84,6 +85,11 @@ def test_bad_input_is_invalid_argument_with_a_clear_message(stub, parser_service
     # ...and the service is still there for the next caller.
     assert parser_service.process.alive()
     assert parse(stub, sample_pdf(["next caller"])).pages[0].text == "next caller"
+
+
+@pytest.mark.parametrize("padding", [b"\n" * 3, b"\0" * 4096, b" \r\n" * 2000], ids=["newlines", "nul-4k", "spaces-6k"])
+def test_padding_after_the_end_marker_is_accepted(stub, padding):
+    assert parse(stub, GOOD + padding).metadata.page_count == 3
 
 
 def test_request_id_from_metadata_is_on_the_log_line(stub, parser_service):
