@@ -67,9 +67,10 @@ class LocalSystem:
             address = self.env[f"AIWORKER_{name.upper()}_ADDRESS"]
             self._wait(name, lambda a=address, s=service: _serving(a, s), 300, "model loaded (health SERVING)")
             say(f"  {name:<9} SERVING on {address}")
-        for queue in ("cpu_queue", "gpu_queue"):
-            name = f"worker-{queue.split('_')[0]}"
+        workers = {f"worker-{queue.split('_')[0]}": queue for queue in ("cpu_queue", "gpu_queue")}
+        for name, queue in workers.items():
             self._spawn(name, [str(BIN / "aiworker-worker"), "--queues", queue, "--hostname", f"{name}@local"])
+        self._wait_workers(list(workers), say)
         self._spawn("beat", [str(BIN / "aiworker-beat"), "--schedule", str(self.var_dir / "celerybeat-schedule")])
         self.grpc_port = free_port()
         self._spawn("gateway", [str(BIN / "aiworker-gateway"), "--host", self.host, "--port", str(self.port),
@@ -119,10 +120,43 @@ class LocalSystem:
         self.processes[name] = ManagedProcess(name, argv, self.logs / f"{name}.log", env=env).start()
 
     def _wait(self, name: str, ready: Callable[[], bool], timeout: float, what: str) -> None:
+        """Waits for `name`; a component started earlier that dies meanwhile is named instead
+        (a worker crashing while the gateway waits for it is the worker's failure)."""
+
+        died: list[str] = []
+
+        def ready_or_other_died() -> bool:
+            died.extend(other for other in self.dead() if other != name)
+            return bool(died) or ready()
+
         try:
-            self.processes[name].wait_until(ready, timeout, what)
+            self.processes[name].wait_until(ready_or_other_died, timeout, what)
         except (RuntimeError, TimeoutError) as exc:
             raise LaunchError(name, str(exc).splitlines()[0], self.processes[name].log_tail(20)) from None
+        if died:
+            proc = self.processes[died[0]]
+            raise LaunchError(died[0], f"exited with {proc.proc.returncode} while {name} was starting",
+                              proc.log_tail(20))
+
+    def _wait_workers(self, names: list[str], say: Callable[[str], None]) -> None:
+        from celery import Celery
+
+        from orchestrator.app import celery_config
+        from orchestrator.settings import OrchestratorSettings
+
+        # The broker and its transport options are all a ping needs. Unvalidated on purpose: a
+        # setting the workers refuse must fail in the worker (named, with its log), not here.
+        settings = OrchestratorSettings.model_construct(broker_url=self.env["AIWORKER_BROKER_URL"])
+        app = Celery("aiworker-local", broker=settings.broker_url)
+        app.conf.broker_transport_options = celery_config(settings)["broker_transport_options"]
+        try:
+            for name in names:
+                hostname = f"{name}@local"
+                self._wait(name, lambda h=hostname: bool(app.control.ping(destination=[h], timeout=1)), 120,
+                           "worker answering ping")
+                say(f"  {name:<9} answering ping ({hostname})")
+        finally:
+            app.close()
 
     # -- run / stop ---------------------------------------------------------------
     def dead(self) -> list[str]:

@@ -64,6 +64,17 @@ def test_a_failed_start_names_the_component_and_shows_its_log(redis_url, tmp_pat
     assert "migrations failed to start" in result.stdout and "stopped every component" in result.stdout
 
 
+def test_a_worker_that_dies_at_start_is_named_with_its_log(redis_url, postgres_url, tmp_path):
+    env = {**os.environ, "AIWORKER_BROKER_URL": redis_url, "AIWORKER_DATABASE_URL": postgres_url,
+           "AIWORKER_WORKER_CONCURRENCY": "0"}  # refused by the workers' settings, read by nothing else
+    result = subprocess.run([str(BIN / "aiworker-local"), "up", "--port", str(free_port()), "--var-dir", str(tmp_path)],
+                            capture_output=True, text=True, env=env, timeout=400)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "worker-cpu failed to start" in result.stdout, result.stdout
+    assert "worker_concurrency" in result.stdout  # the tail of the worker's own log says why
+    assert "stopped every component" in result.stdout
+
+
 def test_demo_flow_runs_every_pipeline_through_the_gateway(gateway):
     assert run_demo(gateway.url, API_KEY) is True
 
