@@ -4,6 +4,7 @@ drain, the error table, request ids, reflection and metrics."""
 from __future__ import annotations
 
 import asyncio
+import json
 import urllib.request
 
 import grpc
@@ -131,3 +132,57 @@ def test_oversize_message_is_resource_exhausted():
             await server.stop()
 
     asyncio.run(scenario())
+
+
+class EveryErrorParser(ParserServicer):
+    """Raises the domain error named by the request's bytes."""
+
+    async def ParsePdf(self, request, context):
+        from svc_runtime import errors
+
+        raise getattr(errors, request.pdf.decode())(f"{request.pdf.decode()} says why")
+
+
+@pytest.mark.parametrize(("error", "code"), [
+    ("InvalidArgument", grpc.StatusCode.INVALID_ARGUMENT),
+    ("NotFound", grpc.StatusCode.NOT_FOUND),
+    ("ResourceExhausted", grpc.StatusCode.RESOURCE_EXHAUSTED),
+    ("Unavailable", grpc.StatusCode.UNAVAILABLE),
+    ("DeadlineExceeded", grpc.StatusCode.DEADLINE_EXCEEDED),
+    ("FailedPrecondition", grpc.StatusCode.FAILED_PRECONDITION),
+])
+def test_every_domain_error_has_its_code_and_message(error, code):
+    async def scenario():
+        server, port = create_server(settings(), EveryErrorParser(settings()))
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                with pytest.raises(grpc.aio.AioRpcError) as failed:
+                    await parser_pb2_grpc.ParserStub(channel).ParsePdf(
+                        parser_pb2.ParsePdfRequest(pdf=error.encode()), timeout=5)
+                assert failed.value.code() == code
+                assert failed.value.details() == f"{error} says why"
+        finally:
+            await server.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_request_id_is_generated_when_none_comes(capfd):
+    configure_logging("info", "json")
+
+    async def scenario():
+        server, port = create_server(settings(), FaultyParser(settings()))
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                with pytest.raises(grpc.aio.AioRpcError) as internal:
+                    await parser_pb2_grpc.ParserStub(channel).ParsePdf(parser_pb2.ParsePdfRequest(pdf=b"x"), timeout=5)
+                return internal.value.details()
+        finally:
+            await server.stop()
+
+    details = asyncio.run(scenario())
+    lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if "rpc_internal_error" in line]
+    request_id = lines[0]["request_id"]
+    assert len(request_id) >= 16 and request_id in details  # the caller can quote it to an operator
