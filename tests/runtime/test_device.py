@@ -33,3 +33,19 @@ def test_cpu_only_service_refuses_cuda():
     assert resolve_device("auto", cuda_capable=False) == "cpu"
     with pytest.raises(StartupError, match="CPU only"):
         resolve_device("cuda", cuda_capable=False)
+
+
+def test_auto_fallback_says_so_in_the_log(capfd):
+    from svc_runtime.logs import configure_logging
+
+    configure_logging("info", "json")
+    assert resolve_device("auto", cuda_device_count=lambda: 0) == "cpu"
+    assert "cuda_unavailable_using_cpu" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(("requested", "expected"), [("auto", "cuda:0"), ("cuda", "cuda:0"), ("cuda:1", "cuda:1")])
+def test_gpu_choice_on_a_host_with_two_gpus(requested, expected):
+    """The GPU path as a GPU host takes it (the CUDA probe is the only thing replaced)."""
+    assert resolve_device(requested, cuda_device_count=lambda: 2) == expected
+    with pytest.raises(StartupError, match="only 2 CUDA"):
+        resolve_device("cuda:2", cuda_device_count=lambda: 2)

@@ -15,7 +15,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
 def test_help_lists_the_stt_flags():
     out = run("--help")
     assert out.returncode == 0
-    for flag in ("--model", "--compute-type", "--beam-size", "--cpu-threads", "--max-audio-bytes",
+    for flag in ("--host", "--port", "--metrics-port", "--model", "--compute-type", "--beam-size", "--cpu-threads", "--max-audio-bytes",
                  "--max-audio-seconds", "--vad-filter", "--device"):
         assert flag in out.stdout
     assert "default: 50054" in out.stdout
@@ -31,3 +31,10 @@ def test_model_that_is_not_there_fails_the_load_offline():
     out = run("--port", "0", "--metrics-port", "-1", "--device", "cpu", "--model", "/nonexistent/whisper")
     assert out.returncode == 3
     assert "cannot load Whisper model '/nonexistent/whisper'" in out.stderr
+
+
+def test_compute_type_follows_the_device():
+    from svc_stt.model import resolve_compute_type
+
+    assert resolve_compute_type("auto", "cpu") == "int8"
+    assert resolve_compute_type("int8_float32", "cpu") == "int8_float32"
