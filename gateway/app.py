@@ -129,11 +129,18 @@ def _http_metrics(registry) -> tuple[Counter, Histogram]:  # noqa: ANN001
 
 
 async def _mirror_readiness(server, health: HealthAggregator) -> None:  # noqa: ANN001
-    """The gateway's grpc.health.v1 status follows /readyz."""
+    """The gateway's grpc.health.v1 status (for its service name) follows /readyz:
+    SERVING while every required part is ready, NOT_SERVING while one is down
+    (or readiness cannot be read). "" stays SERVING: the process is alive."""
     while True:
         try:
             readiness = await health.readiness()
-            await server.set_ready(readiness.ready)
+            ready = readiness.ready
         except Exception as exc:  # noqa: BLE001 - keep mirroring
             log.warning("readiness_mirror_failed", error=str(exc))
+            ready = False
+        if ready != server.health.ready:
+            log.info("grpc_health_changed", serving=ready)
+        with suppress(Exception):  # nothing may end the mirror
+            await server.set_ready(ready)
         await asyncio.sleep(HEALTH_MIRROR_SECONDS)

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Callable
 
 import grpc
+import structlog
 from google.protobuf import json_format, timestamp_pb2
 
 from aiworker.gateway.v1 import gateway_pb2, gateway_pb2_grpc
@@ -107,17 +108,30 @@ class GatewayServicer(ModelServicer, gateway_pb2_grpc.GatewayServicer):
 
 
 class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
-    """UNAUTHENTICATED for calls without a valid key (health and reflection are open)."""
+    """UNAUTHENTICATED for calls without a valid key (health and reflection are open).
+
+    The caller's key id (never the key) is bound into the log context of the
+    call, so the runtime's rpc_finished line (request id, method, code,
+    duration) is the gRPC audit line, like REST's http_request line: key_id is
+    the key's id, "anonymous" with auth off, null for an open or refused call.
+    The interceptor runs in the RPC's own task, just before its handler, so the
+    binding is that call's alone."""
 
     def __init__(self, keyring: ApiKeyring, enabled: bool) -> None:
         self.keyring = keyring
         self.enabled = enabled
 
     async def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails):
-        if not self.enabled or details.method.startswith(OPEN_PREFIXES):
+        if details.method.startswith(OPEN_PREFIXES):
+            structlog.contextvars.bind_contextvars(key_id=None)
+            return await continuation(details)
+        if not self.enabled:
+            structlog.contextvars.bind_contextvars(key_id="anonymous")
             return await continuation(details)
         metadata = dict(details.invocation_metadata or ())
-        if self.keyring.identify(presented_key(metadata.get("authorization"), metadata.get("x-api-key"))):
+        key_id = self.keyring.identify(presented_key(metadata.get("authorization"), metadata.get("x-api-key")))
+        structlog.contextvars.bind_contextvars(key_id=key_id)
+        if key_id:
             return await continuation(details)
         handler = await continuation(details)
         message = "missing or invalid API key: send metadata 'authorization: Bearer <key>' or 'x-api-key'"

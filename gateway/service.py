@@ -19,7 +19,9 @@ from celery import Celery
 from gateway import uploads
 from gateway.settings import GatewaySettings
 from orchestrator.errors import InvalidInput
-from orchestrator.pipelines import DEFAULT_PRIORITY, PIPELINES, SubmittedPipeline, build, pipeline_of, submit
+from orchestrator.pipelines import (
+    DEFAULT_PRIORITY, PIPELINES, SubmittedPipeline, build, pipeline_of, remembered_submission, submit,
+)
 from orchestrator.tracking.queries import TrackingQueries
 from orchestrator.tracking.states import RECORDED
 from orchestrator.tracking.views import HistoryPage, Metrics, PipelineStatus, PipelineSummary
@@ -112,10 +114,19 @@ class PipelineGateway:
             raise InvalidArgument(str(exc)) from None
 
     async def estimate(self, name: str) -> float:
+        """The sum of the stages' tracked mean durations; until every stage has
+        history (or while tracking is unreachable), `default_estimate_seconds`
+        when set, else the pipeline's own stated default."""
         try:
-            return await asyncio.to_thread(self.queries.estimated_seconds, name)
+            means = await asyncio.to_thread(self.queries.mean_stage_seconds, name)
         except sqlalchemy.exc.SQLAlchemyError:
-            return float(pipeline_of(name).default_seconds)
+            return self.default_estimate(name)
+        if not means or any(value is None for value in means.values()):
+            return self.default_estimate(name)
+        return round(sum(means.values()), 3)
+
+    def default_estimate(self, name: str) -> float:
+        return float(self.settings.default_estimate_seconds or pipeline_of(name).default_seconds)
 
     # -- read -------------------------------------------------------------------
     async def status(self, pipeline_id: str) -> PipelineStatus:
@@ -188,21 +199,31 @@ class PipelineGateway:
                 f"the input of stage {failed.task_name} is no longer stored (results expire after "
                 f"{self.app.conf.result_expires}s); submit the pipeline again")
         payload = json.loads(json.dumps(args[0]))  # a plain copy
+        if priority is not None and not 0 <= priority <= 9:
+            raise InvalidArgument(f"priority must be between 0 and 9, got {priority}")
 
-        def send() -> list[str]:
+        def send() -> tuple[list[str], int]:
+            # The priority it was submitted with (kept with the submission), unless told otherwise.
+            chosen = priority if priority is not None else self._submitted_priority(pipeline_id)
             workflow, task_ids = build(spec, payload, pipeline_id=pipeline_id, request_id=pipeline_id,
-                                       priority=DEFAULT_PRIORITY if priority is None else priority,
-                                       first_stage=index, app=self.app)
+                                       priority=chosen, first_stage=index, app=self.app)
             workflow.apply_async()
-            return task_ids
+            return task_ids, chosen
 
         try:
-            task_ids = await asyncio.wait_for(asyncio.to_thread(send), SUBMIT_TIMEOUT_SECONDS)
+            task_ids, used = await asyncio.wait_for(asyncio.to_thread(send), SUBMIT_TIMEOUT_SECONDS)
         except (kombu.exceptions.OperationalError, redis.ConnectionError, OSError, asyncio.TimeoutError) as exc:
             raise Unavailable(f"the task broker is unavailable, nothing was retried: {exc or 'timeout'}") from None
-        log.info("pipeline_retried", pipeline_id=pipeline_id, from_stage=failed.task_name)
+        log.info("pipeline_retried", pipeline_id=pipeline_id, from_stage=failed.task_name, priority=used)
         await self._until_visible(pipeline_id, index, task_ids[0])
         return Submission(pipeline_id, spec.name, task_ids, await self.estimate(spec.name), status="PENDING")
+
+    def _submitted_priority(self, pipeline_id: str) -> int:
+        """The API priority the pipeline was submitted with (orchestrator.pipelines keeps it
+        with the submission for as long as results are kept); the default once that expired."""
+        remembered = remembered_submission(self.app, pipeline_id) or {}
+        value = remembered.get("priority")
+        return value if isinstance(value, int) and 0 <= value <= 9 else DEFAULT_PRIORITY
 
     async def _until_visible(self, pipeline_id: str, stage_index: int, task_id: str, timeout: float = 5.0) -> None:
         """Read-your-writes for a retry: returns once the status shows the new

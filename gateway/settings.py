@@ -36,7 +36,17 @@ class GatewaySettings(BaseSettings):
     health_cache_seconds: float = Field(2.0, ge=0, description="readiness results are reused this long")
     watch_interval_seconds: float = Field(0.5, gt=0, description="poll period of SSE/WatchPipeline streams")
     watch_max_seconds: float = Field(3600, gt=0, description="a status stream ends after this long; clients reconnect")
-    default_estimate_seconds: float = Field(20.0, gt=0, description="estimated duration with no history")
+    default_estimate_seconds: float = Field(
+        0.0, ge=0,
+        description="estimated duration of a pipeline whose stages have no tracked history yet (or while "
+                    "tracking is unreachable), for every pipeline; 0 = each pipeline's own stated default "
+                    "(PipelineSpec.default_seconds in orchestrator/pipelines.py)",
+    )
+    metrics_public: bool = Field(
+        False,
+        description="serve the gateway's Prometheus /metrics without an API key, for a scraper that has "
+                    "none (deploy/k8s turns it on); then keep /metrics off any public ingress",
+    )
     log_level: str = "info"
     log_format: str = "auto"
 

@@ -32,6 +32,20 @@ def require_api_key(
     return key_id
 
 
+def require_metrics_access(
+    request: Request,
+    bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    x_api_key: str | None = Depends(_header),
+) -> str | None:
+    """/metrics: open when metrics_public is on (a Prometheus scraper has no key),
+    else the same key check as /api. A key sent anyway is still identified."""
+    if request.app.state.gateway_settings.metrics_public:
+        keyring: ApiKeyring = request.app.state.keyring
+        request.state.key_id = keyring.identify(x_api_key or (bearer.credentials if bearer else None))
+        return request.state.key_id
+    return require_api_key(request, bearer, x_api_key)
+
+
 def pipelines(request: Request) -> PipelineGateway:
     return request.app.state.pipelines
 

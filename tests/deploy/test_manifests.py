@@ -561,6 +561,32 @@ def test_k8s_gateway_probes_healthz_and_readyz(k8s_ours):
     assert _service_port_to_container_port("gateway", settings.port) == ("gateway", settings.port)
 
 
+
+def test_k8s_prometheus_scrapes_what_answers_without_a_key(k8s_ours):
+    """Each scrape annotation names a port of the pod that serves metrics there; the
+    gateway's /metrics, on its REST port, needs an API key unless metrics_public is on
+    (a Prometheus scraper sends none)."""
+    from gateway.rest.routes_metrics import router
+
+    scraped = set()
+    for name, container, command, env in k8s_ours:
+        if container["name"] == "migrate":
+            continue
+        annotations = workloads()[name]["spec"]["template"]["metadata"].get("annotations") or {}
+        if annotations.get("prometheus.io/scrape") != "true":
+            continue
+        scraped.add(command.script)
+        port = int(annotations["prometheus.io/port"])
+        assert port in [p["containerPort"] for p in container.get("ports", [])], name
+        if command.script == "aiworker-gateway":
+            settings = build_settings(settings_classes()["aiworker-gateway"], env)
+            assert port == settings.port, name
+            assert annotations.get("prometheus.io/path", "/metrics") in {route.path for route in router.routes}
+            assert settings.metrics_public, f"{name}: scraped without a key, but /metrics needs one"
+        else:
+            assert port == build_settings(settings_classes()[command.script], env).metrics_port, name
+    assert scraped == {"aiworker-gateway", *(f"aiworker-{s}" for s in MODEL_SERVICES)}
+
 def test_k8s_workers_per_queue_and_a_single_beat(k8s_ours):
     queues = [item[2].flag("--queues") for item in k8s_ours if item[2].script == "aiworker-worker"]
     assert sorted(queues) == sorted(QUEUES)

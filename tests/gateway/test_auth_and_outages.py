@@ -1,17 +1,44 @@
-"""API keys on REST and gRPC, the audit log, and a broker outage (503, never a hang)."""
+"""API keys on REST and gRPC, the audit logs, /metrics with and without a key, and
+outages (503, never a hang; the gateway's gRPC health mirrors /readyz)."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import grpc
 import httpx
 import pytest
+from grpc_health.v1 import health_pb2
 
 from aiworker.gateway.v1 import gateway_pb2, gateway_pb2_grpc
-from tests.support.gateway import start_gateway
+from gateway.security import ApiKeyring
+from tests.support.gateway import API_KEY, start_gateway
 from tests.support.ports import free_port
-from tests.support.gateway import API_KEY
+from tests.support.services import health_status, start_service
+
+GATEWAY_SERVICE = "aiworker.gateway.v1.Gateway"
+SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def log_lines(gateway) -> list[dict]:
+    lines = []
+    for line in gateway.process.log_path.read_text().splitlines():
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            continue
+    return lines
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise TimeoutError(f"not within {timeout}s: {what}")
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"X-API-Key": "wrong"},
@@ -54,6 +81,49 @@ def test_audit_log_has_key_id_route_status_and_never_the_key(gateway):
     assert API_KEY not in log and "not-a-key-xyz" not in log
 
 
+def test_grpc_audit_line_has_request_id_key_id_method_code_duration_and_never_the_key(gateway):
+    key_id = ApiKeyring.parse([API_KEY]).identify(API_KEY)
+    with grpc.insecure_channel(gateway.grpc_address) as channel:
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+        stub.ListTasks(gateway_pb2.ListTasksRequest(hours=1, limit=1), timeout=10,
+                       metadata=(("x-api-key", API_KEY), ("x-request-id", "grpc-audit-ok")))
+        with pytest.raises(grpc.RpcError):
+            stub.GetPipelineStatus(gateway_pb2.GetPipelineStatusRequest(pipeline_id="missing"), timeout=10,
+                                   metadata=(("authorization", f"Bearer {API_KEY}"),
+                                             ("x-request-id", "grpc-audit-404")))
+        with pytest.raises(grpc.RpcError):  # right after a call with a key: no key id may linger
+            stub.ListTasks(gateway_pb2.ListTasksRequest(hours=1), timeout=10,
+                           metadata=(("authorization", "Bearer not-a-key-grpc"), ("x-request-id", "grpc-audit-401")))
+
+    def finished(request_id: str) -> dict | None:
+        return next((line for line in log_lines(gateway)
+                     if line.get("request_id") == request_id and line.get("event") == "rpc_finished"), None)
+
+    ok = wait_for(lambda: finished("grpc-audit-ok"), 5, "rpc_finished of the ListTasks call")
+    assert ok["key_id"] == key_id and ok["method"] == "/aiworker.gateway.v1.Gateway/ListTasks"
+    assert ok["code"] == "OK" and ok["duration_ms"] >= 0
+    missing = wait_for(lambda: finished("grpc-audit-404"), 5, "rpc_finished of the GetPipelineStatus call")
+    assert missing["key_id"] == key_id and missing["code"] == "NOT_FOUND"
+    refused = wait_for(lambda: finished("grpc-audit-401"), 5, "rpc_finished of the refused call")
+    assert refused["key_id"] is None and refused["code"] == "UNAUTHENTICATED"
+    log = gateway.process.log_path.read_text()
+    assert API_KEY not in log and "not-a-key-grpc" not in log
+
+
+def test_prometheus_metrics_need_the_key_unless_metrics_public(gateway, stack, log_dir):
+    assert httpx.get(f"{gateway.url}/metrics").status_code == 401  # the default: like every other call
+    assert httpx.get(f"{gateway.url}/metrics", headers=gateway.headers).status_code == 200
+    public = start_gateway(stack.env, log_dir, API_KEY, name="gateway-metrics-public", metrics_public="true")
+    try:
+        scraped = httpx.get(f"{public.url}/metrics")  # what a Prometheus scrape sends: no key
+        assert scraped.status_code == 200 and "aiworker_http_requests_total" in scraped.text
+        assert scraped.headers["content-type"].startswith("text/plain")
+        assert httpx.get(f"{public.url}/api/v1/metrics/summary").status_code == 401  # only /metrics opens
+        assert httpx.get(f"{public.url}/api/v1/pipelines").status_code == 401
+    finally:
+        public.stop()
+
+
 def test_auth_can_be_switched_off(stack, log_dir):
     open_gateway = start_gateway(stack.env, log_dir, "unused", name="gateway-open", auth_enabled="false")
     try:
@@ -75,5 +145,32 @@ def test_broker_down_is_503_with_a_message_not_a_hang(stack, log_dir):
             assert "broker" in response.json()["error"]["message"]
             ready = c.get("/readyz")
             assert ready.status_code == 503 and "redis" in ready.json()["not_ready"]
+        # gRPC health says the same: the process is alive, the gateway is not ready
+        assert health_status(down.grpc_address, GATEWAY_SERVICE, timeout=5) == NOT_SERVING
+        assert health_status(down.grpc_address, "", timeout=5) == SERVING
     finally:
         down.stop()
+
+
+def test_grpc_health_follows_readiness_while_a_service_is_down_and_back(stack, log_dir):
+    parser = start_service("parser", log_dir)  # the gateway's own, so the stack's stays up
+    gateway = start_gateway({**stack.env, "AIWORKER_PARSER_ADDRESS": parser.address}, log_dir, API_KEY,
+                            name="gateway-parser-outage", wait_ready=True)
+
+    def grpc_health() -> int:
+        return health_status(gateway.grpc_address, GATEWAY_SERVICE, timeout=5)
+
+    try:
+        wait_for(lambda: grpc_health() == SERVING, 15, "gRPC health SERVING while /readyz is 200")
+        parser.stop()
+        wait_for(lambda: grpc_health() == NOT_SERVING, 20, "gRPC health NOT_SERVING while the parser is down")
+        ready = httpx.get(f"{gateway.url}/readyz", timeout=10)
+        assert ready.status_code == 503 and ready.json()["not_ready"] == ["parser"]
+        assert health_status(gateway.grpc_address, "", timeout=5) == SERVING  # the process itself is fine
+        parser.process.start()
+        parser.wait_serving(60)
+        wait_for(lambda: grpc_health() == SERVING, 20, "gRPC health SERVING again once the parser is back")
+        assert httpx.get(f"{gateway.url}/readyz", timeout=10).status_code == 200
+    finally:
+        gateway.stop()
+        parser.stop()

@@ -150,6 +150,51 @@ def test_cancel_revokes_stages_not_yet_run(client, gateway):
     assert again.status_code == 409
 
 
+def start_until_llm_stage_runs(client: httpx.Client, max_new_tokens: int, timeout: float = 60) -> dict:
+    """An ai_pipeline whose third stage (the LLM generation) has started: its status then."""
+    text = "Celery workers take tasks from Redis queues and call model services over gRPC. " * 20
+    pipeline_id = client.post("/api/v1/tasks/ai-pipeline", json={
+        "text": text, "options": {"task": "summarize", "max_new_tokens": max_new_tokens}}).json()["data"]["pipeline_id"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        data = client.get(f"/api/v1/pipelines/{pipeline_id}").json()["data"]
+        stage = data["tasks"][2]
+        if stage["status"] in ("STARTED", "PROGRESS"):
+            return data
+        assert not stage["ready"], f"the LLM stage ended before it was seen running: {data}"
+        time.sleep(0.05)
+    raise TimeoutError(f"the LLM stage of {pipeline_id} did not start")
+
+
+def test_cancel_with_terminate_stops_the_running_stage(client):
+    running = start_until_llm_stage_runs(client, max_new_tokens=1500)
+    pipeline_id, tasks = running["pipeline_id"], running["tasks"]
+    cancelled = client.post(f"/api/v1/pipelines/{pipeline_id}/cancel", params={"terminate": "true"})
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["data"]["running"] == [tasks[2]["task_id"]]
+    assert cancelled.json()["data"]["revoked"] == [tasks[3]["task_id"]]
+    started = time.monotonic()
+    data = wait_done(client, pipeline_id, timeout=30)
+    assert time.monotonic() - started < 20  # stopped, not run to its 1500 tokens
+    assert data["overall_state"] == "REVOKED"
+    assert [t["status"] for t in data["tasks"][:3]] == ["SUCCESS", "SUCCESS", "REVOKED"]
+    assert "terminated" in (data["tasks"][2]["result"] or "")
+    assert data["tasks"][3]["status"] in ("SKIPPED", "REVOKED") and data["tasks"][3]["started_at"] is None
+
+
+def test_cancel_without_terminate_lets_the_running_stage_finish(client):
+    running = start_until_llm_stage_runs(client, max_new_tokens=24)
+    pipeline_id, tasks = running["pipeline_id"], running["tasks"]
+    cancelled = client.post(f"/api/v1/pipelines/{pipeline_id}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["data"]["running"] == [tasks[2]["task_id"]]
+    assert cancelled.json()["data"]["terminated"] is False
+    data = wait_done(client, pipeline_id, timeout=60)
+    assert data["overall_state"] == "REVOKED"
+    assert [t["status"] for t in data["tasks"][:3]] == ["SUCCESS", "SUCCESS", "SUCCESS"]
+    assert data["tasks"][3]["status"] in ("SKIPPED", "REVOKED") and data["tasks"][3]["started_at"] is None
+
+
 def test_retry_reruns_from_the_failed_stage_only(client, stack):
     resume_id = str(uuid.uuid4())
     answer = client.post("/api/v1/pipelines/interview-answer",
