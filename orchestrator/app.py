@@ -10,7 +10,7 @@ from kombu import Queue
 
 from orchestrator.publishing import resilient_send_task
 from orchestrator.resources import Resources
-from orchestrator.result_backend import publish_only
+from orchestrator.result_backend import masking, publish_only
 from orchestrator.routing import CPU_QUEUE, QUEUES, celery_routes
 from orchestrator.settings import OrchestratorSettings
 from svc_runtime.logs import configure_logging
@@ -19,7 +19,8 @@ from svc_runtime.logs import configure_logging
 def celery_config(settings: OrchestratorSettings) -> dict:
     return {
         "broker_url": settings.broker_url,
-        "result_backend": settings.result_backend,
+        # Args, kwargs and results stored with secrets masked (orchestrator.result_backend).
+        "result_backend": masking(settings.result_backend),
         # JSON only: pickle would let a broker message run code.
         "task_serializer": "json",
         "result_serializer": "json",

@@ -20,6 +20,7 @@ from orchestrator.tasks.ai_pipeline import AiPipelineInput
 from orchestrator.tasks.document_pipeline import DocumentInput
 from orchestrator.tasks.interview import AnswerInput
 from orchestrator.tasks.resume_pipeline import ResumeInput
+from orchestrator.tracking.masking import masker_for
 
 # Celery priorities on Redis: 0 is served first. The API speaks 0–9 with 9 the
 # most urgent (as AMQP does); see broker_priority().
@@ -136,10 +137,12 @@ def submission_key(pipeline_id: str) -> str:
 
 
 def remember_submission(app: Celery, pipeline_id: str, submission: dict[str, Any]) -> None:
-    """The first stage's input as sent (unmasked, like the result backend's copy), so a
-    first message the broker lost can be sent again (orchestrator.recovery)."""
+    """The first stage's input as sent, so a first message the broker lost can be sent
+    again (orchestrator.recovery); values under secret-looking keys masked, as in the
+    result backend's copy (orchestrator.result_backend)."""
     resources = app.aiworker
-    resources.redis.set(submission_key(pipeline_id), json.dumps(submission), ex=resources.settings.result_expires)
+    kept = masker_for(resources.settings).mask_keys(submission)
+    resources.redis.set(submission_key(pipeline_id), json.dumps(kept), ex=resources.settings.result_expires)
 
 
 def remembered_submission(app: Celery, pipeline_id: str) -> dict[str, Any] | None:

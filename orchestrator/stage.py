@@ -26,6 +26,10 @@ M = TypeVar("M", bound=BaseModel)
 # Custom message headers every stage of a pipeline carries (see pipelines.py).
 HEADER_KEYS = ("pipeline_id", "pipeline", "stage_index", "stage_count", "request_id")
 DEADLINE_MARGIN_SECONDS = 2.0  # the RPC gives up before Celery's soft limit fires
+# Where a run's start time is kept: on the request (one Context per execution, on a
+# thread-local stack), never on the task object, which every thread of a
+# `--pool threads` worker shares.
+STARTED_ATTR = "aiworker_started"
 
 
 @dataclass(frozen=True)
@@ -48,14 +52,13 @@ class StageTask(Task):
     """Celery task base for pipeline stages (use with `bind=True`)."""
 
     abstract = True
-    _started: float = 0.0
 
     @property
     def resources(self) -> Resources:
         return self.app.aiworker  # set by orchestrator.app.create_app
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        self._started = time.monotonic()
+        setattr(self.request, STARTED_ATTR, time.monotonic())
         ctx = self.stage_context()
         structlog.contextvars.bind_contextvars(
             task_id=self.request.id, task_name=self.name, pipeline_id=ctx.pipeline_id, request_id=ctx.request_id)
@@ -91,11 +94,14 @@ class StageTask(Task):
         )
 
     def remaining_seconds(self) -> float:
-        """Time left before the soft time limit, minus a margin."""
-        hard, soft = (self.request.timelimit or (None, None))
+        """Time left before the soft time limit of this run, minus a margin."""
+        request = self.request
+        hard, soft = (request.timelimit or (None, None))
         conf = self.app.conf
         limit = soft or conf.task_soft_time_limit or hard or conf.task_time_limit or 600
-        return max(0.5, limit - (time.monotonic() - self._started) - DEADLINE_MARGIN_SECONDS)
+        started = getattr(request, STARTED_ATTR, None)  # None: called outside __call__, the run starts now
+        elapsed = time.monotonic() - started if started is not None else 0.0
+        return max(0.5, limit - elapsed - DEADLINE_MARGIN_SECONDS)
 
     def rpc(self) -> CallContext:
         ctx = self.stage_context()

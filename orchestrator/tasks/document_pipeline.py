@@ -11,7 +11,7 @@ from orchestrator.errors import InvalidInput
 from orchestrator.stage import StageTask
 from orchestrator.tasks._embedding import embed_texts
 from orchestrator.tasks.resume_pipeline import EmbeddedResume, ParsedResume, store_document
-from orchestrator.text import chunk_pages
+from orchestrator.text import chunk_pages, clean_text
 
 TEXT_TYPES = ("text/plain", "text/markdown")
 
@@ -47,9 +47,12 @@ def parse(self: StageTask, payload: dict[str, Any]) -> dict[str, Any]:
         pages, title = [(p.number, p.text) for p in reply.pages], reply.metadata.title or data.filename
     else:
         raise InvalidInput(f"unsupported content type {data.content_type!r}: use application/pdf or text/plain")
+    # What chunking keeps: whitespace, control and invisible characters are no text. Checked
+    # before anything is stored, so a document with nothing to embed leaves no blob behind.
+    if not any(clean_text(text) for _, text in pages):
+        raise InvalidInput("the document has no text (empty, or only whitespace or invisible characters): "
+                           "nothing to embed")
     chars = sum(len(text) for _, text in pages)
-    if not chars:
-        raise InvalidInput("the document has no extractable text")
     return ParsedDocument(
         document_id=self.stage_context().pipeline_id, source=data.document, filename=data.filename, title=title,
         page_count=len(pages), pages_ref=self.resources.blobs.put_json(pages), chars=chars,
@@ -61,7 +64,11 @@ def chunk(self: StageTask, parsed: dict[str, Any]) -> dict[str, Any]:
     data = self.validate(ParsedDocument, parsed)
     settings = self.resources.settings
     pages = [tuple(p) for p in self.resources.blobs.get_json(data.pages_ref)]
+    self.report("PROGRESS", 10, f"chunking {len(pages)} pages")
     chunks = chunk_pages(pages, settings.chunk_chars, settings.chunk_overlap)
+    if not chunks:  # parse refuses such documents; a hand-made input may still get here
+        raise InvalidInput("the document has no text to chunk: nothing to embed")
+    self.report("PROGRESS", 90, f"{len(chunks)} chunks")
     return ParsedResume(
         document_id=data.document_id, source=data.source, filename=data.filename, title=data.title,
         page_count=data.page_count, chunk_count=len(chunks),

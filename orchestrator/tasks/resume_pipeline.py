@@ -49,6 +49,8 @@ def parse_pdf(self: StageTask, payload: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput("the PDF has no extractable text (a scan?): nothing to embed")
     settings = self.resources.settings
     chunks = chunk_pages([(p.number, p.text) for p in reply.pages], settings.chunk_chars, settings.chunk_overlap)
+    if not chunks:  # text the parser saw, yet only invisible characters once cleaned
+        raise InvalidInput("the PDF has no text once cleaned (only invisible characters): nothing to embed")
     self.report("PROGRESS", 90, f"{reply.metadata.page_count} pages, {len(chunks)} chunks")
     return ParsedResume(
         document_id=self.stage_context().pipeline_id, source=data.pdf, filename=data.filename,

@@ -92,6 +92,31 @@ class Masker:
             return f"{text[:self.max_chars // 2]}… ({len(text)} chars)"
         return text
 
+    # -- values kept whole (the result backend's args, kwargs and results) --------
+    def mask_keys(self, value: Any) -> Any:
+        """A copy of `value` with the values under secret keys masked and nothing
+        else changed: no summaries, strings as they are (such values are a
+        stage's input again: a retry's, a redelivery's)."""
+        if isinstance(value, dict):
+            return {k: MASK if self.is_secret(k) else self.mask_keys(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.mask_keys(v) for v in value]
+        if isinstance(value, tuple):
+            return tuple(self.mask_keys(v) for v in value)
+        return value
+
+    def scrub_all(self, value: Any) -> Any:
+        """mask_keys, and every string scrubbed as free text (exception arguments)."""
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, dict):
+            return {k: MASK if self.is_secret(k) else self.scrub_all(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.scrub_all(v) for v in value]
+        if isinstance(value, tuple):
+            return tuple(self.scrub_all(v) for v in value)
+        return value
+
     # -- free text (reprs, log lines, error messages, tracebacks) -------------
     def scrub(self, text: str) -> str:
         """Masks values written next to secret keys in reprs, JSON, and key=value text."""
@@ -107,6 +132,12 @@ class Masker:
         quote = value[0] if value[:1] in ("'", '"') else value[:2] if value[:2] in ("b'", 'b"') else ""
         masked = f"{quote}{MASK}{quote[-1:]}" if quote else MASK
         return match.group("head") + masked
+
+
+def masker_for(settings: Any) -> Masker:
+    """The masker of an OrchestratorSettings: default secret keys + AIWORKER_TRACKING_MASK_KEYS."""
+    extra = [k.strip() for k in settings.tracking_mask_keys.split(",") if k.strip()]
+    return Masker(extra, settings.tracking_max_value_chars, settings.tracking_max_items)
 
 
 # key: 'quoted' / "quoted" / bare word; separator ':' or '='; value: a quoted string

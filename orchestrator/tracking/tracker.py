@@ -13,7 +13,7 @@ from typing import Any
 import structlog
 
 from orchestrator.settings import OrchestratorSettings
-from orchestrator.tracking.masking import Masker
+from orchestrator.tracking.masking import masker_for
 from orchestrator.tracking.outbox import Outbox, plan_key, task_key
 from orchestrator.tracking.spool import Spool
 
@@ -27,8 +27,7 @@ HOLD_STARTED_SECONDS = 0.05
 class Tracker:
     def __init__(self, settings: OrchestratorSettings) -> None:
         self.settings = settings
-        extra = [k.strip() for k in settings.tracking_mask_keys.split(",") if k.strip()]
-        self.masker = Masker(extra, settings.tracking_max_value_chars, settings.tracking_max_items)
+        self.masker = masker_for(settings)
         self.spool = Spool(settings.tracking_spool_dir)
         self.outbox = Outbox(settings.redis_url, settings.tracking_outbox, settings.tracking_live_ttl, self.spool)
         self.started_at: dict[str, float] = {}  # task_id → monotonic start, in the process running it

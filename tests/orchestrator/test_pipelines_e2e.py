@@ -3,6 +3,7 @@ queue, real Redis and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from orchestrator.db.models import Chunk, Document
 from orchestrator.progress import read_pipeline_progress
 from orchestrator.routing import ROUTES
 from svc_parser.model import sample_pdf
+from tests.tracking.rows import wait_statuses
 
 SAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "samples"
 RESUME_TEXT = [
@@ -144,6 +146,80 @@ def test_corrupt_pdf_fails_fast_at_parse_without_retries(stack):
     assert results[0].retries == 0
     progress = read_pipeline_progress(stack.app.aiworker.redis, submitted.pipeline_id)
     assert progress["status"] == "FAILURE" and progress["stage"] == "parse_pdf"
+
+
+def blob_files(stack) -> set[str]:
+    return {p.name for p in stack.blob_dir.rglob("*") if p.is_file()}
+
+
+def test_whitespace_only_text_document_fails_fast_at_parse_with_a_clear_message(stack):
+    document = stack.put_blob(" \n\t  \u3000\r\n\u200b \n\n   ".encode())
+    blobs_before = blob_files(stack)
+    submitted = stack.submit("document", {"document": document, "filename": "blank.txt", "content_type": "text/plain"})
+    results = stack.wait(submitted)
+    assert results[0].state == "FAILURE", states(results)
+    error = results[0].result
+    assert type(error).__name__ == "InvalidInput" and "no text" in str(error), repr(error)
+    assert results[0].retries == 0
+    progress = read_pipeline_progress(stack.app.aiworker.redis, submitted.pipeline_id)
+    assert progress["status"] == "FAILURE" and progress["stage"] == "parse" and "no text" in progress["message"]
+    rows = wait_statuses(stack.settings.tracking_database_url, submitted.task_ids,
+                         ["FAILURE", "SKIPPED", "SKIPPED", "SKIPPED"], timeout=30)
+    assert rows[0]["error_type"] == "InvalidInput" and rows[0]["retry_count"] == 0
+    assert blob_files(stack) == blobs_before  # nothing stored for a document with nothing in it
+
+
+def test_every_document_stage_reports_progress_as_its_celery_state(stack):
+    """Each stage's PROGRESS state as the backend stores it (Celery's Redis backend
+    publishes every state it writes on the task's key: a subscriber sees them all,
+    however short the stage)."""
+    pubsub = stack.app.aiworker.redis.pubsub(ignore_subscribe_messages=True)
+    pubsub.psubscribe("celery-task-meta-*")
+    try:
+        submitted = stack.submit("document", {"document": stack.put_blob(
+            "Progress report. Every stage says what it does. Even the quick ones.".encode()),
+            "filename": "progress.txt", "content_type": "text/plain"})
+        results = stack.wait(submitted)
+        assert states(results) == ["SUCCESS"] * 4
+        seen: dict[str, list[dict]] = {t: [] for t in submitted.task_ids}
+        deadline = time.monotonic() + 10  # every state was published already: read until each SUCCESS
+        while time.monotonic() < deadline and not all(
+                any(m["status"] == "SUCCESS" for m in metas) for metas in seen.values()):
+            message = pubsub.get_message(timeout=0.2)  # None also for the subscription's confirmation
+            task_id = message and message["channel"].decode().removeprefix("celery-task-meta-")
+            if task_id in seen:
+                seen[task_id].append(json.loads(message["data"]))
+    finally:
+        pubsub.close()
+    for index, (task_id, name) in enumerate(zip(submitted.task_ids, submitted.stages)):
+        progress = [m["result"] for m in seen[task_id] if m["status"] == "PROGRESS"]
+        assert progress, f"{name} stored no PROGRESS state: {[m['status'] for m in seen[task_id]]}"
+        for meta in progress:
+            assert meta["stage"] == name.rsplit(".", 1)[-1] and meta["stage_index"] == index
+            assert 0 <= meta["progress"] <= 100 and meta["message"]
+
+
+def test_a_running_stage_shows_progress_in_its_celery_state(stack):
+    """Polled as a client would, while the LLM stage of ai_pipeline runs."""
+    submitted = stack.submit("ai_pipeline", {"text": "Celery runs stages on workers. Each one reports progress. "
+                                             "Clients poll the state while the model writes.",
+                                             "options": {"task": "summarize", "max_new_tokens": 128}})
+    llm_stage = stack.app.AsyncResult(submitted.task_ids[2])
+    observed: list[tuple[str, object]] = []
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        state = llm_stage.state
+        if state == "PROGRESS":
+            info = llm_stage.info
+            if llm_stage.state == "PROGRESS":  # still running: `info` is the PROGRESS meta
+                observed.append((state, info))
+        elif state in ("SUCCESS", "FAILURE"):
+            break
+        time.sleep(0.02)
+    assert llm_stage.state == "SUCCESS"
+    assert observed, "never saw the LLM stage in PROGRESS"
+    assert observed[0][1] == {"stage": "stage3_model_inference", "stage_index": 2, "progress": 40,
+                              "message": "running the model"}
 
 
 def test_bad_payload_is_refused_at_submit(stack):

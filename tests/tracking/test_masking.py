@@ -54,3 +54,19 @@ def test_log_filter_scrubs_messages_and_tracebacks():
     assert log_filter.filter(record)
     rendered = logging.Formatter().format(record)
     assert SECRET not in rendered and "probe.fail" in rendered and "ValueError" in rendered
+
+
+def test_mask_keys_masks_secrets_and_keeps_everything_else_whole():
+    """What the result backend stores: a stage's input for a retry, so nothing is summarised."""
+    masker = Masker(extra_keys=["session_cookie"])
+    text = "x" * 1000 + " password=kept-as-text"
+    value = {"text": text, "vector": [0.1] * 384, "options": {"api_key": SECRET, "max_new_tokens": 64},
+             "items": [{"session_cookie": SECRET}, ("a", {"token": SECRET})], "n": 5}
+    masked = masker.mask_keys(value)
+    assert SECRET not in repr(masked)
+    assert masked["text"] == text and masked["vector"] == [0.1] * 384 and masked["n"] == 5
+    assert masked["options"] == {"api_key": MASK, "max_new_tokens": 64}
+    assert masked["items"] == [{"session_cookie": MASK}, ("a", {"token": MASK})]
+    assert value["options"]["api_key"] == SECRET  # a copy: the task's own values are untouched
+    assert masker.scrub_all(("login refused, password=" + SECRET, {"secret": SECRET})) == (
+        "login refused, password=***", {"secret": MASK})

@@ -1,7 +1,7 @@
 """Tracking with a real worker: one row per task with its chain links, retry
 counts after UNAVAILABLE, SKIPPED stages after a failure, failures Celery
 reports from the worker's main process (hard time limit, lost worker), revokes,
-secrets kept out of rows and logs, and PostgreSQL going away under load."""
+secrets kept out of rows, logs and Redis, and PostgreSQL going away under load."""
 
 from __future__ import annotations
 
@@ -124,6 +124,50 @@ def test_secrets_never_reach_rows_or_logs(probe: Probe):
     time.sleep(1)  # let the worker flush its log lines
     leaking = [p.name for p in Path(probe.log_dir).rglob("*") if p.is_file() and secret in p.read_text(errors="replace")]
     assert leaking == []
+    # Nor Redis (the probe's own): the result backend's extended meta, the progress and live
+    # hashes, the remembered submission, the outbox. Broker messages carry the raw input while
+    # they wait; once every message is acknowledged, no key holds the secret.
+    client = probe.app.aiworker.redis
+    deadline = time.monotonic() + 15
+    while (holding := redis_keys_holding(client, secret)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert holding == []
+    # ...while result_extended's fields are all there, the secrets masked and the rest whole.
+    echoed = probe.app.AsyncResult(echo)
+    assert (echoed.name, echoed.worker, echoed.queue, echoed.retries) == ("probe.echo", "probe@test", "cpu_queue", 0)
+    assert echoed.args == ["plain"]
+    assert echoed.kwargs == {"password": "***", "api_key": "***", "nested": {"Authorization": "***"}}
+    assert echoed.result == {"args": ["plain"], "kwargs": echoed.kwargs}
+    stage1 = probe.app.AsyncResult(submitted.task_ids[0])
+    assert stage1.args == [{"text": "hello there", "options": {"api_key": "***", "password": "***"}}]
+    assert stage1.result["data"]["text"] == "hello there"
+    failed = probe.app.AsyncResult(fail)
+    assert isinstance(failed.result, ValueError) and "password=***" in str(failed.result)
+    assert failed.kwargs == {"secret": "***"} and "ValueError" in failed.traceback
+
+
+def redis_keys_holding(client, needle: str) -> list[str]:
+    """Every key of the database whose name or value (of any type) contains `needle`."""
+    needle_bytes, found = needle.encode(), []
+    for key in client.scan_iter(count=1000):
+        kind = client.type(key).decode()
+        if kind == "string":
+            values = [client.get(key)]
+        elif kind == "hash":
+            values = [part for pair in client.hgetall(key).items() for part in pair]
+        elif kind == "list":
+            values = client.lrange(key, 0, -1)
+        elif kind == "set":
+            values = list(client.smembers(key))
+        elif kind == "zset":
+            values = client.zrange(key, 0, -1)
+        elif kind == "stream":
+            values = [part for _, fields in client.xrange(key) for pair in fields.items() for part in pair]
+        else:  # gone meanwhile ("none")
+            values = []
+        if needle_bytes in key or any(needle_bytes in (v or b"") for v in values):
+            found.append(f"{kind} {key.decode()}")
+    return found
 
 
 def test_postgres_away_while_tasks_run_then_every_record_lands(probe: Probe):
