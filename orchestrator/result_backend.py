@@ -64,6 +64,13 @@ class PublishOnlyRedisBackend(MaskingRedisBackend):
     def on_task_call(self, producer: Any, task_id: str) -> None:
         """No result subscription for the task just sent."""
 
+    def on_result_fulfilled(self, result: Any) -> None:
+        """Unsubscribes only what was subscribed (by a `.get()`): an AsyncResult collected
+        after Redis went away must not spend ~6 s reconnecting to unsubscribe nothing."""
+        consumer = self.result_consumer
+        if consumer._get_key_for_task(result.id) in consumer.subscribed_to:
+            super().on_result_fulfilled(result)
+
 
 def _with_backend(url: str, backend: type[RedisBackend]) -> str:
     if not url.startswith(REDIS_SCHEMES):
