@@ -12,14 +12,14 @@ from typing import AsyncIterator
 
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import Counter, Histogram
 
 from gateway.grpc_api import ApiKeyInterceptor, GatewayServicer
 from gateway.health import HealthAggregator
 from gateway.rest import routes_health, routes_metrics, routes_pipelines, routes_tasks
-from gateway.rest.errors import install_error_handlers
+from gateway.rest.errors import error_body, install_error_handlers
 from gateway.security import ApiKeyring
 from gateway.service import PipelineGateway
 from gateway.settings import GatewaySettings
@@ -34,6 +34,7 @@ from svc_runtime.settings import ServiceSettings
 log = get_logger(__name__)
 DASHBOARD = Path(__file__).resolve().parent / "dashboard"
 HEALTH_MIRROR_SECONDS = 5.0
+FORM_OVERHEAD_BYTES = 64 * 1024  # multipart boundaries and the small form fields beside the file
 
 
 def create_app(settings: GatewaySettings | None = None, orchestrator: OrchestratorSettings | None = None,
@@ -90,6 +91,18 @@ def create_app(settings: GatewaySettings | None = None, orchestrator: Orchestrat
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
         return RedirectResponse("/dashboard/")
+
+    body_limit = settings.max_upload_bytes + FORM_OVERHEAD_BYTES
+
+    @app.middleware("http")
+    async def refuse_oversize_bodies(request: Request, call_next):  # noqa: ANN001, ANN202
+        """413 on the declared Content-Length, before the body is read or spooled to disk
+        (read_upload still checks the file itself, also for bodies sent without a length)."""
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > body_limit:
+            return JSONResponse(error_body("PAYLOAD_TOO_LARGE", f"request body of {declared} bytes is over the "
+                                           f"{settings.max_upload_bytes}-byte upload limit"), status_code=413)
+        return await call_next(request)
 
     @app.middleware("http")
     async def audit(request: Request, call_next):  # noqa: ANN001, ANN202 - Starlette's signature

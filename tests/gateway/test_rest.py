@@ -259,5 +259,11 @@ def test_upload_over_the_limit_is_refused(stack, log_dir):
                               files={"file": ("big.pdf", b"%PDF-1.4\n" + b"0" * 5000, "application/pdf")})
         assert response.status_code == 413 and "limit" in response.json()["error"]["message"]
         assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+        # Far over: refused on its Content-Length, before the body is read (and before the key check).
+        with small.client(authed=False) as c:
+            response = c.post("/api/v1/pipelines/resume",
+                              files={"file": ("huge.pdf", b"%PDF-1.4\n" + b"0" * 200_000, "application/pdf")})
+        assert response.status_code == 413, response.text
+        assert response.json()["error"]["message"].startswith("request body of ")
     finally:
         small.stop()
