@@ -50,7 +50,9 @@ from celery import Celery
 from pydantic import BaseModel, Field
 
 from bench.common import RESULTS, report
-from bench.tracking import Mode, env_for, measure_modes, register_noop, run_worker, scratch_database, settings_for
+from bench.tracking import (
+    Mode, add_mode_arguments, env_for, measure_modes, register_noop, run_worker, scratch_database, settings_for,
+)
 from orchestrator.app import celery_config, create_app
 from orchestrator.stage import StageTask
 from tests.support.services import start_service
@@ -139,15 +141,11 @@ def parse_conf(items: list[str]) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.orchestration", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", type=int, default=3000, help="tasks per throughput run")
-    parser.add_argument("--hops", type=int, default=200, help="sequential round trips per latency run")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of the modes taking turns (medians reported)")
-    parser.add_argument("--loglevel", default="WARNING", help="the workers' -l (the same in every mode)")
+    add_mode_arguments(parser, "rounds of the modes taking turns (medians reported)")
     parser.add_argument("--conf", action="append", default=[], help="Celery setting override, every mode: key=json")
     parser.add_argument("--worker-env", action="append", default=[],
                         help="K=V for the orchestrator-app modes' workers, e.g. AIWORKER_LOG_LEVEL=warning")
     parser.add_argument("--log-dir", type=Path, default=None, help="worker and service logs (default: a temp dir)")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--hostname", default="bench@bench", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -324,18 +324,23 @@ def scratch_database(admin_url: str) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def add_mode_arguments(parser: argparse.ArgumentParser, rounds_help: str) -> None:
+    """The flags of the benches that take turns between worker modes (this one, bench.orchestration)."""
+    parser.add_argument("--tasks", type=int, default=3000, help="tasks per throughput run")
+    parser.add_argument("--hops", type=int, default=200, help="sequential round trips per latency run")
+    parser.add_argument("--rounds", type=int, default=3, help=rounds_help)
+    parser.add_argument("--loglevel", default="WARNING", help="the bench workers' -l (the same in every mode)")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.tracking", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", type=int, default=3000, help="no-op tasks per throughput run")
-    parser.add_argument("--hops", type=int, default=200, help="sequential round trips per latency run")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating off/on rounds (medians reported)")
+    add_mode_arguments(parser, "alternating off/on rounds (medians reported)")
     parser.add_argument("--rows", default="100000,1000000", help="task row counts for the query timings")
     parser.add_argument("--query-repeat", type=int, default=50)
-    parser.add_argument("--loglevel", default="WARNING", help="the bench workers' log level (same in both modes)")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-queries", action="store_true")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--hostname", default="bench@bench", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:

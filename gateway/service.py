@@ -117,16 +117,11 @@ class PipelineGateway:
         """The sum of the stages' tracked mean durations; until every stage has
         history (or while tracking is unreachable), `default_estimate_seconds`
         when set, else the pipeline's own stated default."""
+        default = self.settings.default_estimate_seconds or None
         try:
-            means = await asyncio.to_thread(self.queries.mean_stage_seconds, name)
+            return await asyncio.to_thread(self.queries.estimated_seconds, name, default)
         except sqlalchemy.exc.SQLAlchemyError:
-            return self.default_estimate(name)
-        if not means or any(value is None for value in means.values()):
-            return self.default_estimate(name)
-        return round(sum(means.values()), 3)
-
-    def default_estimate(self, name: str) -> float:
-        return float(self.settings.default_estimate_seconds or pipeline_of(name).default_seconds)
+            return float(default or pipeline_of(name).default_seconds)
 
     # -- read -------------------------------------------------------------------
     async def status(self, pipeline_id: str) -> PipelineStatus:
@@ -184,7 +179,7 @@ class PipelineGateway:
                  terminate=terminate)
         return {"pipeline_id": pipeline_id, "revoked": pending, "running": running, "terminated": terminate}
 
-    async def retry(self, pipeline_id: str, priority: int | None = None) -> Submission:
+    async def retry(self, pipeline_id: str) -> Submission:
         """Re-runs a failed pipeline from its failed stage, with that stage's own
         input (kept in the result backend), reusing what the stages before it made."""
         status = await self.status(pipeline_id)
@@ -199,12 +194,9 @@ class PipelineGateway:
                 f"the input of stage {failed.task_name} is no longer stored (results expire after "
                 f"{self.app.conf.result_expires}s); submit the pipeline again")
         payload = json.loads(json.dumps(args[0]))  # a plain copy
-        if priority is not None and not 0 <= priority <= 9:
-            raise InvalidArgument(f"priority must be between 0 and 9, got {priority}")
 
         def send() -> tuple[list[str], int]:
-            # The priority it was submitted with (kept with the submission), unless told otherwise.
-            chosen = priority if priority is not None else self._submitted_priority(pipeline_id)
+            chosen = self._submitted_priority(pipeline_id)
             workflow, task_ids = build(spec, payload, pipeline_id=pipeline_id, request_id=pipeline_id,
                                        priority=chosen, first_stage=index, app=self.app)
             workflow.apply_async()

@@ -23,8 +23,7 @@ def require_api_key(
     if not state.gateway_settings.auth_enabled:
         request.state.key_id = "anonymous"
         return "anonymous"
-    keyring: ApiKeyring = state.keyring
-    key_id = keyring.identify(x_api_key or (bearer.credentials if bearer else None))
+    key_id = _identify(request, bearer, x_api_key)
     if key_id is None:
         raise HTTPException(401, "missing or invalid API key: send 'Authorization: Bearer <key>' or 'X-API-Key'",
                             headers={"WWW-Authenticate": "Bearer"})
@@ -40,10 +39,15 @@ def require_metrics_access(
     """/metrics: open when metrics_public is on (a Prometheus scraper has no key),
     else the same key check as /api. A key sent anyway is still identified."""
     if request.app.state.gateway_settings.metrics_public:
-        keyring: ApiKeyring = request.app.state.keyring
-        request.state.key_id = keyring.identify(x_api_key or (bearer.credentials if bearer else None))
+        request.state.key_id = _identify(request, bearer, x_api_key)
         return request.state.key_id
     return require_api_key(request, bearer, x_api_key)
+
+
+def _identify(request: Request, bearer: HTTPAuthorizationCredentials | None, x_api_key: str | None) -> str | None:
+    """The id of the key the caller sent (X-API-Key or a bearer token), None when none is valid."""
+    keyring: ApiKeyring = request.app.state.keyring
+    return keyring.identify(x_api_key or (bearer.credentials if bearer else None))
 
 
 def pipelines(request: Request) -> PipelineGateway:

@@ -93,29 +93,22 @@ class Masker:
         return text
 
     # -- values kept whole (the result backend's args, kwargs and results) --------
-    def mask_keys(self, value: Any) -> Any:
+    def mask_keys(self, value: Any, scrub_strings: bool = False) -> Any:
         """A copy of `value` with the values under secret keys masked and nothing
         else changed: no summaries, strings as they are (such values are a
-        stage's input again: a retry's, a redelivery's)."""
+        stage's input again: a retry's, a redelivery's); `scrub_strings`: every
+        string scrubbed as free text too."""
+        if isinstance(value, str):
+            return self.scrub(value) if scrub_strings else value
         if isinstance(value, dict):
-            return {k: MASK if self.is_secret(k) else self.mask_keys(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.mask_keys(v) for v in value]
-        if isinstance(value, tuple):
-            return tuple(self.mask_keys(v) for v in value)
+            return {k: MASK if self.is_secret(k) else self.mask_keys(v, scrub_strings) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.mask_keys(v, scrub_strings) for v in value)
         return value
 
     def scrub_all(self, value: Any) -> Any:
         """mask_keys, and every string scrubbed as free text (exception arguments)."""
-        if isinstance(value, str):
-            return self.scrub(value)
-        if isinstance(value, dict):
-            return {k: MASK if self.is_secret(k) else self.scrub_all(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.scrub_all(v) for v in value]
-        if isinstance(value, tuple):
-            return tuple(self.scrub_all(v) for v in value)
-        return value
+        return self.mask_keys(value, scrub_strings=True)
 
     # -- free text (reprs, log lines, error messages, tracebacks) -------------
     def scrub(self, text: str) -> str:

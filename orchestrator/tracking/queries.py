@@ -205,11 +205,12 @@ class TrackingQueries:
                 out[name] = _float(value)
         return out
 
-    def estimated_seconds(self, pipeline_name: str) -> float:
-        """Sum of the stages' means; the pipeline's declared default until each stage has history."""
+    def estimated_seconds(self, pipeline_name: str, default: float | None = None) -> float:
+        """Sum of the stages' means; until each stage has history, `default` when given,
+        else the pipeline's declared default."""
         means = self.mean_stage_seconds(pipeline_name)
         if any(v is None for v in means.values()):
-            return float(PIPELINES[pipeline_name].default_seconds)
+            return float(default or PIPELINES[pipeline_name].default_seconds)
         return round(sum(v for v in means.values() if v is not None), 3)
 
 

@@ -143,6 +143,19 @@ class EveryErrorParser(ParserServicer):
         raise getattr(errors, request.pdf.decode())(f"{request.pdf.decode()} says why")
 
 
+async def failed_call(servicer: ParserServicer, pdf: bytes) -> grpc.aio.AioRpcError:
+    """The error of one ParsePdf call to `servicer` on a server of its own."""
+    server, port = create_server(settings(), servicer)
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as failed:
+                await parser_pb2_grpc.ParserStub(channel).ParsePdf(parser_pb2.ParsePdfRequest(pdf=pdf), timeout=5)
+            return failed.value
+    finally:
+        await server.stop()
+
+
 @pytest.mark.parametrize(("error", "code"), [
     ("InvalidArgument", grpc.StatusCode.INVALID_ARGUMENT),
     ("NotFound", grpc.StatusCode.NOT_FOUND),
@@ -152,37 +165,14 @@ class EveryErrorParser(ParserServicer):
     ("FailedPrecondition", grpc.StatusCode.FAILED_PRECONDITION),
 ])
 def test_every_domain_error_has_its_code_and_message(error, code):
-    async def scenario():
-        server, port = create_server(settings(), EveryErrorParser(settings()))
-        await server.start()
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                with pytest.raises(grpc.aio.AioRpcError) as failed:
-                    await parser_pb2_grpc.ParserStub(channel).ParsePdf(
-                        parser_pb2.ParsePdfRequest(pdf=error.encode()), timeout=5)
-                assert failed.value.code() == code
-                assert failed.value.details() == f"{error} says why"
-        finally:
-            await server.stop()
-
-    asyncio.run(scenario())
+    failed = asyncio.run(failed_call(EveryErrorParser(settings()), error.encode()))
+    assert failed.code() == code
+    assert failed.details() == f"{error} says why"
 
 
 def test_a_request_id_is_generated_when_none_comes(capfd):
     configure_logging("info", "json")
-
-    async def scenario():
-        server, port = create_server(settings(), FaultyParser(settings()))
-        await server.start()
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                with pytest.raises(grpc.aio.AioRpcError) as internal:
-                    await parser_pb2_grpc.ParserStub(channel).ParsePdf(parser_pb2.ParsePdfRequest(pdf=b"x"), timeout=5)
-                return internal.value.details()
-        finally:
-            await server.stop()
-
-    details = asyncio.run(scenario())
+    details = asyncio.run(failed_call(FaultyParser(settings()), b"x")).details()
     lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if "rpc_internal_error" in line]
     request_id = lines[0]["request_id"]
     assert len(request_id) >= 16 and request_id in details  # the caller can quote it to an operator
