@@ -12,10 +12,10 @@ TORCH_VERSION ?= 2.13.0
 TORCH_INDEX_URL ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps test protos bench demo up clean
-# Debian packages some tests use (speech synthesis; headless browser). Installed when we are
-# root with apt-get; elsewhere those tests skip and say why.
-SYSTEM_COMMANDS := espeak-ng:espeak-ng chromium:chromium
+.PHONY: install system-deps lint format test protos bench demo up clean
+# Debian packages some tests use (speech synthesis; headless browser; promtool, from prometheus,
+# for the alert rules). Installed when we are root with apt-get; elsewhere those tests skip and say why.
+SYSTEM_COMMANDS := espeak-ng:espeak-ng chromium:chromium promtool:prometheus
 
 install: $(STAMP)
 
@@ -41,15 +41,31 @@ system-deps:
 	    echo "warning: could not install$$missing; the tests that need them skip"; \
 	  else echo "note: missing$$missing and not root; the tests that need them skip"; fi; fi
 
-test: install system-deps
+# Lint and format check (seconds); `make format` rewrites what the check refuses.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: install system-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Every benchmark against its in-process baseline, one at a time (they share the CPUs), then
 # one table of the targets; figures in bench/results/*.json (bench/README.md). ~25 min on 2 cores.
-BENCHES := embedder stt llm grpc_overhead orchestration tracking gateway
+BENCHES := embedder stt llm grpc_overhead orchestration tracking gateway search
 bench: install
 	@for b in $(BENCHES); do echo "== bench.$$b"; $(BIN)/python -m bench.$$b || exit 1; done
 	$(BIN)/python -m bench.summary
+
+# On a machine with an NVIDIA GPU and PyTorch (no project venv, no network needed): svc-llm's
+# continuous batching and svc-embedder's batching on CUDA with random-weight models of the bundled
+# models' shapes, fp32 and fp16; figures to $OUT/gpu_check.json (else bench/results/). < 8 min.
+.PHONY: gpu-check
+gpu-check:
+	$${GPU_PYTHON:-python3} bench/gpu_check/run.py --device $${GPU_DEVICE:-cuda}
 
 # The whole system on this machine: one of each pipeline on the samples, then stop (exit 0 = all succeeded).
 demo: install

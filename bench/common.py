@@ -11,8 +11,9 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -69,7 +70,17 @@ def report(name: str, columns: list[str], rows: list[list[Any]], extra: dict[str
     Console(width=None if sys.stdout.isatty() else 160).print(table)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps({
-        "benchmark": name, "machine": machine(), "columns": columns, "rows": rows, **(extra or {}),
-    }, indent=2, default=str))
+    path.write_text(
+        json.dumps(
+            {
+                "benchmark": name,
+                "machine": machine(),
+                "columns": columns,
+                "rows": rows,
+                **(extra or {}),
+            },
+            indent=2,
+            default=str,
+        )
+    )
     return path

@@ -33,9 +33,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import grpc
 
@@ -57,8 +57,9 @@ async def _echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
 
 async def serve_echo(port: int) -> None:
     server = grpc.aio.server()
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-        ECHO_SERVICE, {ECHO_METHOD: grpc.unary_unary_rpc_method_handler(_echo)}),))
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(ECHO_SERVICE, {ECHO_METHOD: grpc.unary_unary_rpc_method_handler(_echo)}),)
+    )
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     stop = asyncio.Event()
@@ -81,8 +82,7 @@ class Target:
         return channel.unary_unary(self.method)  # no (de)serializers: bytes both ways, as the echo
 
 
-METADATA = (("x-request-id", uuid.uuid4().hex), ("x-pipeline-id", uuid.uuid4().hex),
-            ("x-task-id", str(uuid.uuid4())))
+METADATA = (("x-request-id", uuid.uuid4().hex), ("x-pipeline-id", uuid.uuid4().hex), ("x-task-id", str(uuid.uuid4())))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -129,8 +129,9 @@ def throughput(target: Target, calls: int, concurrency: int) -> float:
 def start_echo(log_dir: Path) -> tuple[ManagedProcess, str]:
     port = free_port()
     argv = [sys.executable, "-m", "bench.grpc_overhead", "--echo-server", "--port", str(port)]
-    proc = ManagedProcess("bench-echo", argv, log_dir / f"bench-echo-{port}.log",
-                          cwd=Path(__file__).resolve().parents[1]).start()
+    proc = ManagedProcess(
+        "bench-echo", argv, log_dir / f"bench-echo-{port}.log", cwd=Path(__file__).resolve().parents[1]
+    ).start()
     address = f"127.0.0.1:{port}"
 
     def answers() -> bool:
@@ -163,22 +164,33 @@ def measure(targets: list[Target], calls: int, rounds: int, levels: list[int]) -
                 rates[target.name][c].append(throughput(target, per_round, c))
             cpu[target.name][0] += cpu_seconds(target.pid) - before
             cpu[target.name][1] += per_round * (1 + len(levels)) + 20 + 50 * len(levels)
-    return {t.name: {**summary(latencies[t.name]), "calls": len(latencies[t.name]),
-                     "p99_ms": percentile(latencies[t.name], 0.99) * 1000,
-                     "server_cpu_us_per_call": cpu[t.name][0] / cpu[t.name][1] * 1e6,
-                     "rounds_p50_ms": round_p50[t.name],
-                     "calls_per_s": {c: statistics.median(v) for c, v in rates[t.name].items()},
-                     "rounds_calls_per_s": rates[t.name]} for t in targets}
+    return {
+        t.name: {
+            **summary(latencies[t.name]),
+            "calls": len(latencies[t.name]),
+            "p99_ms": percentile(latencies[t.name], 0.99) * 1000,
+            "server_cpu_us_per_call": cpu[t.name][0] / cpu[t.name][1] * 1e6,
+            "rounds_p50_ms": round_p50[t.name],
+            "calls_per_s": {c: statistics.median(v) for c, v in rates[t.name].items()},
+            "rounds_calls_per_s": rates[t.name],
+        }
+        for t in targets
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.grpc_overhead", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.grpc_overhead", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--calls", type=int, default=2000, help="sequential calls per side (split over rounds)")
     parser.add_argument("--rounds", type=int, default=10, help="alternating rounds")
     parser.add_argument("--concurrency", default="1,8", help="calls in flight for the throughput runs")
-    parser.add_argument("--service-arg", action="append", default=[],
-                        help="extra svc-llm flag, e.g. --service-arg=--log-level=warning (to locate a cost)")
+    parser.add_argument(
+        "--service-arg",
+        action="append",
+        default=[],
+        help="extra svc-llm flag, e.g. --service-arg=--log-level=warning (to locate a cost)",
+    )
     parser.add_argument("--log-dir", type=Path, default=None, help="server logs (default: a temp dir)")
     parser.add_argument("--echo-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -188,8 +200,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     levels = [int(c) for c in args.concurrency.split(",")]
     log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="bench-grpc-"))
-    service_args = ["--load-mode", "lazy", "--device", "cpu",
-                    *[part for arg in args.service_arg for part in arg.split("=", 1)]]
+    service_args = [
+        "--load-mode",
+        "lazy",
+        "--device",
+        "cpu",
+        *[part for arg in args.service_arg for part in arg.split("=", 1)],
+    ]
     echo_proc, echo_address = start_echo(log_dir)
     try:
         service = start_service("llm", log_dir, *service_args)
@@ -197,9 +214,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             with grpc.insecure_channel(service.address) as channel:
                 reply = channel.unary_unary(MODEL_STATUS)(b"", timeout=10)
             llm_pb2.ModelStatusResponse.FromString(reply)  # it is what we think it is
-            targets = [Target("bare echo", echo_address, f"/{ECHO_SERVICE}/{ECHO_METHOD}", b"\0" * len(reply),
-                              echo_proc.pid),
-                       Target("llm ModelStatus", service.address, MODEL_STATUS, b"", service.process.pid)]
+            targets = [
+                Target("bare echo", echo_address, f"/{ECHO_SERVICE}/{ECHO_METHOD}", b"\0" * len(reply), echo_proc.pid),
+                Target("llm ModelStatus", service.address, MODEL_STATUS, b"", service.process.pid),
+            ]
             load_before = os.getloadavg()
             figures = measure(targets, args.calls, args.rounds, levels)
         finally:
@@ -207,27 +225,61 @@ def main(argv: Sequence[str] | None = None) -> None:
     finally:
         echo_proc.stop()
     echo, tiny = figures["bare echo"], figures["llm ModelStatus"]
-    columns = ["server", "calls", "p50 ms", "p95 ms", "p99 ms", *[f"calls/s @{c}" for c in levels],
-               "CPU µs/call"]
-    rows = [[name, f["calls"], f["p50_ms"], f["p95_ms"], f["p99_ms"], *[f["calls_per_s"][c] for c in levels],
-             f["server_cpu_us_per_call"]] for name, f in figures.items()]
-    rows.append(["service / echo", "", tiny["p50_ms"] / echo["p50_ms"], tiny["p95_ms"] / echo["p95_ms"],
-                 tiny["p99_ms"] / echo["p99_ms"], *[tiny["calls_per_s"][c] / echo["calls_per_s"][c] for c in levels],
-                 tiny["server_cpu_us_per_call"] / echo["server_cpu_us_per_call"]])
+    columns = ["server", "calls", "p50 ms", "p95 ms", "p99 ms", *[f"calls/s @{c}" for c in levels], "CPU µs/call"]
+    rows = [
+        [
+            name,
+            f["calls"],
+            f["p50_ms"],
+            f["p95_ms"],
+            f["p99_ms"],
+            *[f["calls_per_s"][c] for c in levels],
+            f["server_cpu_us_per_call"],
+        ]
+        for name, f in figures.items()
+    ]
+    rows.append(
+        [
+            "service / echo",
+            "",
+            tiny["p50_ms"] / echo["p50_ms"],
+            tiny["p95_ms"] / echo["p95_ms"],
+            tiny["p99_ms"] / echo["p99_ms"],
+            *[tiny["calls_per_s"][c] / echo["calls_per_s"][c] for c in levels],
+            tiny["server_cpu_us_per_call"] / echo["server_cpu_us_per_call"],
+        ]
+    )
     ratio = tiny["p50_ms"] / echo["p50_ms"]
     # The same ratio within each round (same background load), as a check on the pooled one.
     paired = statistics.median(t / e for t, e in zip(tiny["rounds_p50_ms"], echo["rounds_p50_ms"]))
-    path = report("grpc_overhead", columns, rows, extra={
-        "calls": args.calls, "rounds": args.rounds, "concurrency": levels, "service_args": service_args,
-        "reply_bytes": len(reply), "servers": figures,
-        "targets": {"tiny_call_p50_vs_echo_p50": ratio, "paired_round_median": paired, "target": TARGET,
-                    "met": ratio <= TARGET},
-        "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
-        "note": "client and both servers share this machine's CPUs; rounds alternate the servers",
-    })
-    print(f"tiny call p50 {tiny['p50_ms']:.3f} ms = {ratio:.2f}x bare echo p50 {echo['p50_ms']:.3f} ms "
-          f"(median of the rounds' ratios {paired:.2f}x; target <= {TARGET}) -> {'met' if ratio <= TARGET else 'MISSED'}; "
-          f"wrote {path.relative_to(RESULTS.parent.parent)}")
+    path = report(
+        "grpc_overhead",
+        columns,
+        rows,
+        extra={
+            "calls": args.calls,
+            "rounds": args.rounds,
+            "concurrency": levels,
+            "service_args": service_args,
+            "reply_bytes": len(reply),
+            "servers": figures,
+            "targets": {
+                "tiny_call_p50_vs_echo_p50": ratio,
+                "paired_round_median": paired,
+                "target": TARGET,
+                "met": ratio <= TARGET,
+            },
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
+            "note": "client and both servers share this machine's CPUs; rounds alternate the servers",
+        },
+    )
+    print(
+        f"tiny call p50 {tiny['p50_ms']:.3f} ms = {ratio:.2f}x bare echo p50 {echo['p50_ms']:.3f} ms "
+        f"(median of the rounds' ratios {paired:.2f}x; target <= {TARGET}) -> "
+        f"{'met' if ratio <= TARGET else 'MISSED'}; "
+        f"wrote {path.relative_to(RESULTS.parent.parent)}"
+    )
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ import io
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import grpc
 from faster_whisper import WhisperModel
@@ -46,26 +46,30 @@ def clip() -> tuple[str, bytes]:
 
 def in_process_call(settings: SttSettings, recognizer: SpeechRecognizer, audio: bytes) -> Callable[[], str]:
     """faster-whisper itself, loaded as the service loads it (same dir, compute type, threads)."""
-    model = WhisperModel(recognizer.model_source, device="cpu", compute_type=recognizer.compute_type,
-                         cpu_threads=recognizer.cpu_threads, num_workers=settings.max_concurrent,
-                         local_files_only=True)
+    model = WhisperModel(
+        recognizer.model_source,
+        device="cpu",
+        compute_type=recognizer.compute_type,
+        cpu_threads=recognizer.cpu_threads,
+        num_workers=settings.max_concurrent,
+        local_files_only=True,
+    )
 
     def call() -> str:
-        segments, _info = model.transcribe(io.BytesIO(audio), beam_size=settings.beam_size,
-                                           vad_filter=settings.vad_filter)
+        segments, _info = model.transcribe(
+            io.BytesIO(audio), beam_size=settings.beam_size, vad_filter=settings.vad_filter
+        )
         return " ".join(s.text.strip() for s in segments)
 
     return call
 
 
-def time_alternating(
-    calls: dict[str, Callable[[], str]], runs: int
-) -> tuple[dict[str, list[float]], dict[str, str]]:
+def time_alternating(calls: dict[str, Callable[[], str]], runs: int) -> tuple[dict[str, list[float]], dict[str, str]]:
     """Seconds per call of each side, in ABBA order; and each side's transcript."""
     texts = {name: call() for name, call in calls.items()}  # warm-up, not timed
     timings: dict[str, list[float]] = {name: [] for name in calls}
     for run in range(runs):
-        for name, call in (calls.items() if run % 2 == 0 else reversed(calls.items())):
+        for name, call in calls.items() if run % 2 == 0 else reversed(calls.items()):
             started = time.perf_counter()
             call()
             timings[name].append(time.perf_counter() - started)
@@ -101,17 +105,31 @@ def main() -> None:
     rows = []
     for name, values in timings.items():
         p50, best = statistics.median(values), min(values)
-        rows.append([name, p50, best, p50 / seconds, base_p50 / p50, base_best / best,
-                     word_error_rate(text, texts[name])])
-    print(f"{seconds:.1f} s of speech, {args.runs} timed runs per mode, model {recognizer.model_name}, "
-          f"{recognizer.compute_type}, beam {settings.beam_size}, {recognizer.cpu_threads} threads")
-    report("stt", ["mode", "p50 s", "best s", "RTF", "ratio", "ratio best", "WER"], rows, extra={
-        "audio_seconds": seconds, "runs": args.runs, "model": recognizer.model_name, "device": "cpu",
-        "compute_type": recognizer.compute_type, "beam_size": settings.beam_size,
-        "cpu_threads": recognizer.cpu_threads, "vad_filter": settings.vad_filter, "timings_s": timings,
-        "same_transcript": texts["in-process"] == texts["service"],
-        "target": "ratio (service throughput / in-process throughput) >= 0.95",
-    })
+        rows.append(
+            [name, p50, best, p50 / seconds, base_p50 / p50, base_best / best, word_error_rate(text, texts[name])]
+        )
+    print(
+        f"{seconds:.1f} s of speech, {args.runs} timed runs per mode, model {recognizer.model_name}, "
+        f"{recognizer.compute_type}, beam {settings.beam_size}, {recognizer.cpu_threads} threads"
+    )
+    report(
+        "stt",
+        ["mode", "p50 s", "best s", "RTF", "ratio", "ratio best", "WER"],
+        rows,
+        extra={
+            "audio_seconds": seconds,
+            "runs": args.runs,
+            "model": recognizer.model_name,
+            "device": "cpu",
+            "compute_type": recognizer.compute_type,
+            "beam_size": settings.beam_size,
+            "cpu_threads": recognizer.cpu_threads,
+            "vad_filter": settings.vad_filter,
+            "timings_s": timings,
+            "same_transcript": texts["in-process"] == texts["service"],
+            "target": "ratio (service throughput / in-process throughput) >= 0.95",
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -27,57 +27,75 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import psycopg
 import redis
 from celery import Celery, chain
 
 from bench.common import percentile, report, summary, time_calls
-from orchestrator.app import create_app
 from orchestrator.db import upgrade
+from orchestrator.pipelines import PIPELINES
 from orchestrator.settings import OrchestratorSettings
+from orchestrator.tracking import registry_queries, tracked_app
+from tests.support.ports import free_port, port_open
+from tests.support.postgres import has_pgvector, start_postgres
 from tests.support.procs import ManagedProcess
 
 NOOP = "bench.noop"
 QUEUE = "cpu_queue"
 TARGET_RATIO = 0.6
-TARGETS = {"pipeline_status": "p50 ≤ 10 at 1M", "history_first_page": "p95 ≤ 50 at 1M",
-           "history_status_failure": "p95 ≤ 50 at 1M", "history_by_task_name": "p95 ≤ 50 at 1M"}
-STAGES = ("tasks.resume_pipeline.parse_pdf", "tasks.resume_pipeline.generate_embeddings",
-          "tasks.resume_pipeline.store_chunks")
+TARGETS = {
+    "pipeline_status": "p50 ≤ 10 at 1M",
+    "history_first_page": "p95 ≤ 50 at 1M",
+    "history_status_failure": "p95 ≤ 50 at 1M",
+    "history_by_task_name": "p95 ≤ 50 at 1M",
+}
+STAGES = PIPELINES["resume"].stage_names
 
 
 def register_noop(app: Celery) -> Any:
     @app.task(name=NOOP, shared=False)  # not shared: other apps in the process stay as routed
     def noop(i: int = 0) -> int:
         return i
+
     return noop
 
 
 # -- the worker (a subprocess: python -m bench.tracking --worker) ------------------------
-WORKER_FLAGS = ("-Q", QUEUE, "-c", "2", "-P", "prefork", "--without-gossip", "--without-mingle",
-                "--without-heartbeat")
+WORKER_FLAGS = ("-Q", QUEUE, "-c", "2", "-P", "prefork", "--without-gossip", "--without-mingle", "--without-heartbeat")
 
 
 def run_worker(loglevel: str, hostname: str, app: Celery | None = None) -> None:
     """A prefork worker (2 processes) on QUEUE; by default the orchestrator app with the no-op."""
     if app is None:
-        app = create_app(OrchestratorSettings())
+        app = tracked_app(OrchestratorSettings())
         register_noop(app)
     app.worker_main(["worker", *WORKER_FLAGS, "-n", hostname, "-l", loglevel])
 
 
 @contextmanager
-def worker(env: dict[str, str], log_dir: Path, name: str, loglevel: str, module: str = "bench.tracking",
-           extra: Sequence[str] = ()) -> Iterator[ManagedProcess]:
+def worker(
+    env: dict[str, str],
+    log_dir: Path,
+    name: str,
+    loglevel: str,
+    module: str = "bench.tracking",
+    extra: Sequence[str] = (),
+) -> Iterator[ManagedProcess]:
     """`python -m <module> --worker --loglevel L --hostname <name>@bench <extra>` as a subprocess."""
     argv = [sys.executable, "-m", module, "--worker", "--loglevel", loglevel, "--hostname", f"{name}@bench", *extra]
-    proc = ManagedProcess(f"bench-worker-{name}", argv, log_dir / f"bench-worker-{name}.log", env=env,
-                          cwd=Path(__file__).resolve().parents[1]).start()
+    proc = ManagedProcess(
+        f"bench-worker-{name}",
+        argv,
+        log_dir / f"bench-worker-{name}.log",
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+    ).start()
     try:
         yield proc
     finally:
@@ -85,19 +103,25 @@ def worker(env: dict[str, str], log_dir: Path, name: str, loglevel: str, module:
 
 
 def env_for(redis_url: str, database_url: str, tracking: bool, spool: Path) -> dict[str, str]:
-    return {"AIWORKER_BROKER_URL": redis_url, "AIWORKER_DATABASE_URL": database_url,
-            "AIWORKER_TRACKING_ENABLED": str(tracking).lower(), "AIWORKER_TRACKING_SPOOL_DIR": str(spool),
-            "AIWORKER_LOG_FORMAT": "json", "AIWORKER_WORKER_SEND_EVENTS": "false"}
+    return {
+        "AIWORKER_BROKER_URL": redis_url,
+        "AIWORKER_DATABASE_URL": database_url,
+        "AIWORKER_TRACKING_ENABLED": str(tracking).lower(),
+        "AIWORKER_TRACKING_SPOOL_DIR": str(spool),
+        "AIWORKER_LOG_FORMAT": "json",
+        "AIWORKER_WORKER_SEND_EVENTS": "false",
+    }
 
 
 def settings_for(env: dict[str, str]) -> OrchestratorSettings:
     """The settings a process started with `env` (AIWORKER_* variables) builds."""
-    return OrchestratorSettings(**{k.removeprefix("AIWORKER_").lower(): v for k, v in env.items()
-                                   if k.startswith("AIWORKER_")})
+    return OrchestratorSettings(
+        **{k.removeprefix("AIWORKER_").lower(): v for k, v in env.items() if k.startswith("AIWORKER_")}
+    )
 
 
 def producer(env: dict[str, str]) -> tuple[Celery, Any]:
-    app = create_app(settings_for(env))
+    app = tracked_app(settings_for(env))
     return app, register_noop(app)
 
 
@@ -121,7 +145,9 @@ def wait_done(client: redis.Redis, ids: list[str], timeout: float) -> float:
     return seen_last
 
 
-def throughput(app: Celery, noop: Any, client: redis.Redis, hostname: str, tasks: int) -> tuple[float, float, list[str]]:
+def throughput(
+    app: Celery, noop: Any, client: redis.Redis, hostname: str, tasks: int
+) -> tuple[float, float, list[str]]:
     """(publish rate, worker rate, ids): the worker stops consuming, N tasks are
     queued, then it consumes them all; worker rate = N / time to drain."""
     app.control.cancel_consumer(QUEUE, destination=[hostname], reply=True, timeout=5)
@@ -153,8 +179,9 @@ def wait_ready(app: Celery, proc: ManagedProcess) -> None:
 
 def tracked_rows(database_url: str, ids: list[str]) -> tuple[int, int]:
     with psycopg.connect(database_url.replace("+psycopg", "")) as conn:
-        row = conn.execute("SELECT count(*), count(*) FILTER (WHERE status = 'SUCCESS') FROM task_info "
-                           "WHERE task_id = ANY(%s)", (ids,)).fetchone()
+        row = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status = 'SUCCESS') FROM task_info WHERE task_id = ANY(%s)", (ids,)
+        ).fetchone()
     return int(row[0]), int(row[1])
 
 
@@ -182,15 +209,22 @@ class Mode:
         return f"{self.name}@bench"
 
 
-def measure_modes(database_url: str, modes: Sequence[Mode], client: redis.Redis, tasks: int, hop_samples: int,
-                  rounds: int, log_dir: Path, loglevel: str) -> dict[str, dict[str, Any]]:
+def measure_modes(
+    database_url: str,
+    modes: Sequence[Mode],
+    client: redis.Redis,
+    tasks: int,
+    hop_samples: int,
+    rounds: int,
+    log_dir: Path,
+    loglevel: str,
+) -> dict[str, dict[str, Any]]:
     """Every mode's worker runs throughout (only one consumes at a time); the
     modes take turns for `rounds` rounds (order reversed every other round) and
     each figure is the median, so a neighbour's load hits all modes alike."""
     samples: dict[str, dict[str, list[float]]] = {m.name: {} for m in modes}
     with ExitStack() as stack:
-        procs = [stack.enter_context(worker(m.env, log_dir, m.name, loglevel, m.module, m.worker_args))
-                 for m in modes]
+        procs = [stack.enter_context(worker(m.env, log_dir, m.name, loglevel, m.module, m.worker_args)) for m in modes]
         for mode, proc in zip(modes, procs):
             wait_ready(mode.app, proc)
         for round_ in range(rounds):
@@ -218,8 +252,9 @@ def measure_modes(database_url: str, modes: Sequence[Mode], client: redis.Redis,
                 got.setdefault("chain_hop_ms", []).append(chain_hop * 1000)
     out: dict[str, dict[str, Any]] = {}
     for m in modes:
-        out[m.name] = {k: (sum(v) if k in ("lost", "duplicated") else percentile(v, 0.5))
-                       for k, v in samples[m.name].items()}
+        out[m.name] = {
+            k: (sum(v) if k in ("lost", "duplicated") else percentile(v, 0.5)) for k, v in samples[m.name].items()
+        }
         out[m.name]["rounds"] = dict(samples[m.name])
     return out
 
@@ -267,6 +302,24 @@ SELECT pipeline_id, 'resume', pipeline_id, pipeline_id, 3,
 FROM task_info WHERE pipeline_id IS NOT NULL GROUP BY pipeline_id
 ON CONFLICT DO NOTHING
 """
+# What the tracking writer materialises per pipeline (orchestrator/tracking/pipeline_view.py), in SQL.
+STATE_SQL = """
+UPDATE pipeline_info p SET stage_states = s.states, completed_steps = s.done,
+       overall_state = CASE WHEN s.done = p.stage_count THEN 'SUCCESS'
+                            WHEN s.failed > 0 THEN 'FAILURE' ELSE 'PROGRESS' END
+FROM (SELECT pipeline_id,
+             jsonb_agg(jsonb_build_object(
+                 'task_id', task_id, 'task_name', task_name, 'stage_index', stage_index, 'status', status,
+                 'rank', status_rank, 'at', status_at, 'created', extract(epoch FROM created_at),
+                 'started', extract(epoch FROM started_at), 'completed', extract(epoch FROM completed_at),
+                 'retry_count', retry_count, 'worker', worker, 'queue', queue, 'error_type', error_type,
+                 'summary', left(coalesce(result::text, error_message), 200), 'runtime', runtime)
+                 ORDER BY stage_index) AS states,
+             count(*) FILTER (WHERE status = 'SUCCESS') AS done,
+             count(*) FILTER (WHERE status = 'FAILURE') AS failed
+      FROM task_info WHERE pipeline_id IS NOT NULL GROUP BY pipeline_id) s
+WHERE p.pipeline_id = s.pipeline_id
+"""
 
 
 def fill(database_url: str, rows: int) -> None:
@@ -275,17 +328,25 @@ def fill(database_url: str, rows: int) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         pipelines = rows // 3
         for first in range(1, pipelines + 1, 50_000):
-            conn.execute(FILL_SQL, {"first": first, "last": min(first + 49_999, pipelines), "total": pipelines,
-                                    "s0": STAGES[0], "s1": STAGES[1], "s2": STAGES[2]})
+            conn.execute(
+                FILL_SQL,
+                {
+                    "first": first,
+                    "last": min(first + 49_999, pipelines),
+                    "total": pipelines,
+                    "s0": STAGES[0],
+                    "s1": STAGES[1],
+                    "s2": STAGES[2],
+                },
+            )
         conn.execute(PIPELINE_SQL)
+        conn.execute(STATE_SQL)
         conn.execute("VACUUM ANALYZE task_info")
         conn.execute("VACUUM ANALYZE pipeline_info")
 
 
 def query_times(settings: OrchestratorSettings, repeat: int) -> dict[str, dict[str, float]]:
-    from orchestrator.tracking.queries import TrackingQueries
-
-    queries = TrackingQueries(settings)
+    queries = registry_queries(settings)
     with psycopg.connect(settings.tracking_database_url.replace("+psycopg", "")) as conn:
         ids = [r[0] for r in conn.execute("SELECT pipeline_id FROM pipeline_info TABLESAMPLE SYSTEM (1) LIMIT 200")]
     random.seed(7)
@@ -311,17 +372,39 @@ def query_times(settings: OrchestratorSettings, repeat: int) -> dict[str, dict[s
 
 
 @contextmanager
-def scratch_database(admin_url: str) -> Iterator[str]:
-    name = f"aiworker_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = admin_url.replace("postgresql://", "postgresql+psycopg://", 1).rsplit("/", 1)[0] + f"/{name}"
+def pgvector_server() -> Iterator[str]:
+    """An admin URL of a PostgreSQL with pgvector: AIWORKER_BENCH_PG_ADMIN, else the local
+    server when it has pgvector, else one started for the run from pgserver's binaries."""
+    admin_url = os.environ.get("AIWORKER_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+    if os.environ.get("AIWORKER_BENCH_PG_ADMIN") or (port_open("127.0.0.1", 5432) and has_pgvector(admin_url)):
+        yield admin_url
+        return
+    port = free_port()
+    server = start_postgres(
+        "127.0.0.1", port, Path(tempfile.gettempdir()) / f"bench-pg-{port}.log", database="postgres"
+    )
     try:
-        upgrade(url)
-        yield url
+        server.process.wait_until(lambda: port_open("127.0.0.1", port), 60, "PostgreSQL accepting connections")
+        time.sleep(1)
+        yield server.url.replace("postgresql+psycopg://", "postgresql://", 1)
     finally:
+        server.stop()
+
+
+@contextmanager
+def scratch_database() -> Iterator[str]:
+    """A database of its own, migrated, on a PostgreSQL with pgvector (pgvector_server)."""
+    with pgvector_server() as admin_url:
+        name = f"aiworker_bench_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = admin_url.replace("postgresql://", "postgresql+psycopg://", 1).rsplit("/", 1)[0] + f"/{name}"
+        try:
+            upgrade(url)
+            yield url
+        finally:
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def add_mode_arguments(parser: argparse.ArgumentParser, rounds_help: str) -> None:
@@ -334,8 +417,9 @@ def add_mode_arguments(parser: argparse.ArgumentParser, rounds_help: str) -> Non
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.tracking", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.tracking", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_mode_arguments(parser, "alternating off/on rounds (medians reported)")
     parser.add_argument("--rows", default="100000,1000000", help="task row counts for the query timings")
     parser.add_argument("--query-repeat", type=int, default=50)
@@ -347,18 +431,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         run_worker(args.loglevel, args.hostname)
         return
     redis_url = os.environ.get("AIWORKER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
-    admin_url = os.environ.get("AIWORKER_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
     columns = ["measure", "tracking off", "tracking on", "on / off (or target)"]
     rows: list[list[Any]] = []
     extra: dict[str, Any] = {"tasks": args.tasks, "target_ratio": TARGET_RATIO}
     with tempfile.TemporaryDirectory(prefix="bench-tracking-") as tmp:
         if not args.skip_throughput:
-            with scratch_database(admin_url) as database_url:
+            with scratch_database() as database_url:
                 client = redis.Redis.from_url(redis_url)
                 client.flushdb()
                 sides = tracking_modes(redis_url, database_url, Path(tmp))
-                modes = measure_modes(database_url, sides, client, args.tasks, args.hops, args.rounds, Path(tmp),
-                                      args.loglevel)
+                modes = measure_modes(
+                    database_url, sides, client, args.tasks, args.hops, args.rounds, Path(tmp), args.loglevel
+                )
                 for side in sides:
                     side.app.close()
             off, on = modes["off"], modes["on"]
@@ -368,20 +452,27 @@ def main(argv: Sequence[str] | None = None) -> None:
             rows.append(["records lost (all rounds)", "-", int(on["lost"]), "-"])
             rows.append(["records duplicated (all rounds)", "-", int(on["duplicated"]), "-"])
             extra["throughput"] = modes
-            extra["meets_target"] = (on["tasks_per_s"] >= TARGET_RATIO * off["tasks_per_s"] and on["lost"] == 0
-                                     and on["duplicated"] == 0)
+            extra["meets_target"] = (
+                on["tasks_per_s"] >= TARGET_RATIO * off["tasks_per_s"] and on["lost"] == 0 and on["duplicated"] == 0
+            )
         if not args.skip_queries:
             extra["queries"] = {}
             for count in sorted(int(c) for c in args.rows.split(",")):
-                with scratch_database(admin_url) as database_url:
+                with scratch_database() as database_url:
                     settings = OrchestratorSettings(database_url=database_url, broker_url=redis_url)
                     started = time.perf_counter()
                     fill(database_url, count)
                     timings = query_times(settings, args.query_repeat)
                     extra["queries"][count] = {"fill_s": time.perf_counter() - started, **timings}
                     for name, t in timings.items():
-                        rows.append([f"{name} ms p50/p95, {count:,} rows", "-",
-                                     f"{t['p50_ms']:.1f} / {t['p95_ms']:.1f}", TARGETS.get(name, "")])
+                        rows.append(
+                            [
+                                f"{name} ms p50/p95, {count:,} rows",
+                                "-",
+                                f"{t['p50_ms']:.1f} / {t['p95_ms']:.1f}",
+                                TARGETS.get(name, ""),
+                            ]
+                        )
     path = report("tracking", columns, rows, extra)
     print(f"wrote {path}")
 

@@ -3,7 +3,7 @@ broker/database/services: AIWORKER_*)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from gateway.settings import GatewaySettings
 from svc_runtime.cli import settings_from_cli
@@ -14,9 +14,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     import uvicorn
 
     from gateway.app import create_app
+    from svc_runtime.tracing import isolated_requests
 
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
-                timeout_graceful_shutdown=10)
+    uvicorn.run(
+        isolated_requests(create_app(settings)),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+    )
 
 
 if __name__ == "__main__":

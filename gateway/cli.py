@@ -2,8 +2,10 @@
 people and shell scripts.
 
     aiworker submit ai-pipeline --text "..."        aiworker submit resume cv.pdf --watch
+    aiworker submit <pipeline> [file] --set key=value (any registered pipeline)
     aiworker watch <pipeline-id>                     aiworker status <pipeline-id> [--json]
-    aiworker history --hours 24 --status FAILURE     aiworker health
+    aiworker result <pipeline-id>                    aiworker history --hours 24 --status FAILURE
+    aiworker health
 
 Gateway URL and key: --url / AIWORKER_URL (default http://127.0.0.1:8000),
 --api-key / AIWORKER_API_KEY. Exit codes: 0 ok, 1 pipeline failed or not ready,
@@ -17,16 +19,19 @@ import mimetypes
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from orchestrator.pipelines import PIPELINES, load_pipeline_modules, pipeline_of
+from orchestrator.settings import OrchestratorSettings
+
 TERMINAL = {"SUCCESS", "FAILURE", "REVOKED"}
-FILE_PIPELINES = {"resume": "resume", "document": "document", "interview-answer": "interview-answer"}
 console = Console()
 
 
@@ -49,19 +54,30 @@ class GatewayClient:
             raise ApiError(f"HTTP {response.status_code} {error.get('code', '')}: {error.get('message', body)}")
         return body.get("data", body) if isinstance(body, dict) else body
 
-    def submit_text(self, text: str, options: dict[str, Any], priority: int) -> dict:
-        return self._data(self.http.post("/api/v1/tasks/ai-pipeline",
-                                         json={"text": text, "options": options, "priority": priority}))
+    def submit(self, pipeline: str, fields: dict[str, Any], priority: int | None = None) -> dict:
+        """A pipeline without files: its input as JSON."""
+        body = {**fields, **({"priority": priority} if priority is not None else {})}
+        return self._data(self.http.post(f"/api/v1/pipelines/{pipeline}", json=body))
 
-    def submit_file(self, pipeline: str, path: Path, fields: dict[str, str], priority: int) -> dict:
+    def submit_file(self, pipeline: str, path: Path, fields: dict[str, Any], priority: int | None = None) -> dict:
+        """A pipeline taking one file: multipart, the other input fields beside it."""
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        form = {k: v if isinstance(v, str) else json.dumps(v) for k, v in fields.items()}
+        if priority is not None:
+            form["priority"] = str(priority)
         with path.open("rb") as handle:
-            return self._data(self.http.post(
-                f"/api/v1/pipelines/{pipeline}", files={"file": (path.name, handle, content_type)},
-                data={**fields, "priority": str(priority)}))
+            return self._data(
+                self.http.post(
+                    f"/api/v1/pipelines/{pipeline}", files={"file": (path.name, handle, content_type)}, data=form
+                )
+            )
 
-    def preload(self) -> dict:
-        return self._data(self.http.post("/api/v1/pipelines/llm-preload"))
+    def search(self, query: str, k: int = 5, kind: str | None = None, document_ids: list[str] | None = None) -> dict:
+        body = {"query": query, "k": k, "kind": kind, "document_ids": document_ids}
+        return self._data(self.http.post("/api/v1/search", json={k: v for k, v in body.items() if v}))
+
+    def result(self, pipeline_id: str) -> dict:
+        return self._data(self.http.get(f"/api/v1/pipelines/{pipeline_id}/result"))
 
     def status(self, pipeline_id: str) -> dict:
         return self._data(self.http.get(f"/api/v1/pipelines/{pipeline_id}"))
@@ -80,15 +96,28 @@ class GatewayClient:
         return self._data(self.http.post(f"/api/v1/pipelines/{pipeline_id}/retry"))
 
 
-def watch(client: GatewayClient, pipeline_ids: list[str], timeout: float = 900, interval: float = 0.5,
-          labels: dict[str, str] | None = None) -> dict[str, dict]:
+def watch(
+    client: GatewayClient,
+    pipeline_ids: list[str],
+    timeout: float = 900,
+    interval: float = 0.5,
+    labels: dict[str, str] | None = None,
+) -> dict[str, dict]:
     """Progress bars (one per pipeline, with the running stage) until all end."""
     final: dict[str, dict] = {}
-    columns = (TextColumn("{task.description:<22}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-               TextColumn("{task.fields[state]:<9}"), TextColumn("{task.fields[stage]}"), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TextColumn("{task.fields[state]:<9}"),
+        TextColumn("{task.fields[stage]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as progress:
-        bars = {pid: progress.add_task((labels or {}).get(pid, pid[:8]), total=100, state="PENDING", stage="")
-                for pid in pipeline_ids}
+        bars = {
+            pid: progress.add_task((labels or {}).get(pid, pid[:8]), total=100, state="PENDING", stage="")
+            for pid in pipeline_ids
+        }
         deadline = time.monotonic() + timeout
         while len(final) < len(pipeline_ids) and time.monotonic() < deadline:
             for pid in pipeline_ids:
@@ -114,29 +143,82 @@ def print_status(status: dict) -> None:
     for column in ("step", "stage", "status", "retries", "result"):
         table.add_column(column, overflow="fold")
     for task in status["tasks"]:
-        table.add_row(str(task["step"]), task["task_name"], task["status"], str(task.get("retries", 0)),
-                      (task.get("result") or "")[:160])
+        table.add_row(
+            str(task["step"]),
+            task["task_name"],
+            task["status"],
+            str(task.get("retries", 0)),
+            (task.get("result") or "")[:160],
+        )
     console.print(table)
 
 
+def _input_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The input fields given on the command line: --set key=value (JSON values allowed),
+    and the shortcuts of the built-in pipelines."""
+    fields: dict[str, Any] = {}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ApiError(f"--set takes key=value, got {item!r}")
+        try:
+            fields[key] = json.loads(value)
+        except ValueError:
+            fields[key] = value
+    shortcuts = {"resume_id": args.resume_id, "question": args.question, "language": args.language}
+    fields.update({k: v for k, v in shortcuts.items() if v})
+    if args.task:
+        fields.setdefault("options", {})["task"] = args.task
+    return fields
+
+
 def _cmd_submit(client: GatewayClient, args: argparse.Namespace) -> int:
-    if args.pipeline == "ai-pipeline":
-        text = args.text if args.text is not None else (Path(args.file).read_text() if args.file else sys.stdin.read())
-        submitted = client.submit_text(text, {"task": args.task}, args.priority)
-    elif args.pipeline == "llm-preload":
-        submitted = client.preload()
-    else:
+    spec = pipeline_of(args.pipeline)
+    fields = _input_fields(args)
+    if spec.uploads:
         if not args.file:
-            raise ApiError(f"{args.pipeline} needs a file")
-        fields = {k: v for k, v in (("resume_id", args.resume_id), ("question", args.question)) if v}
-        submitted = client.submit_file(FILE_PIPELINES[args.pipeline], Path(args.file), fields, args.priority)
+            raise ApiError(f"{spec.slug} needs a file ({spec.uploads[0].description})")
+        submitted = client.submit_file(spec.slug, Path(args.file), fields, args.priority)
+    else:
+        if spec.name == "ai_pipeline" and "text" not in fields:
+            fields["text"] = (
+                args.text if args.text is not None else Path(args.file).read_text() if args.file else sys.stdin.read()
+            )
+        elif args.text is not None:
+            fields["text"] = args.text
+        submitted = client.submit(spec.slug, fields, args.priority)
     if args.json:
         print(json.dumps(submitted))
     else:
-        console.print(f"[bold]{submitted['pipeline_id']}[/bold] {submitted['pipeline']} "
-                      f"(estimated {submitted['estimated_duration']:.0f} s)")
+        console.print(
+            f"[bold]{submitted['pipeline_id']}[/bold] {submitted['pipeline']} "
+            f"(estimated {submitted['estimated_duration']:.0f} s)"
+        )
     if args.watch:
         return _finish(client, [submitted["pipeline_id"]], args.json)
+    return 0
+
+
+def _cmd_search(client: GatewayClient, args: argparse.Namespace) -> int:
+    found = client.search(args.query, args.k, args.kind, args.document)
+    if args.json:
+        print(json.dumps(found, ensure_ascii=False))
+        return 0
+    table = Table(title=f"{len(found['results'])} chunks for {args.query!r} ({found['took']['search_ms']:.1f} ms)")
+    for column in ("score", "kind", "document", "page", "chunk", "text"):
+        table.add_column(column, overflow="fold")
+    for hit in found["results"]:
+        name = hit["filename"] or hit["title"] or hit["document_id"][:8]
+        table.add_row(
+            f"{hit['score']:.3f}", hit["kind"], name, str(hit["page"]), str(hit["chunk_index"]), hit["text"][:160]
+        )
+    console.print(table)
+    return 0
+
+
+def _cmd_result(client: GatewayClient, args: argparse.Namespace) -> int:
+    outcome = client.result(args.pipeline_id)
+    print(json.dumps(outcome if args.json else outcome["result"], ensure_ascii=False, indent=None if args.json else 2))
     return 0
 
 
@@ -154,8 +236,9 @@ def _cmd_status(client: GatewayClient, args: argparse.Namespace) -> int:
 
 
 def _cmd_history(client: GatewayClient, args: argparse.Namespace) -> int:
-    page = client.history(hours=args.hours, status=args.status, task_name=args.task_name, pipeline=args.pipeline,
-                          limit=args.limit)
+    page = client.history(
+        hours=args.hours, status=args.status, task_name=args.task_name, pipeline=args.pipeline, limit=args.limit
+    )
     if args.json:
         print(json.dumps(page))
         return 0
@@ -164,8 +247,15 @@ def _cmd_history(client: GatewayClient, args: argparse.Namespace) -> int:
         table.add_column(column, overflow="fold")
     for task in page["items"]:
         runtime = f"{task['runtime']:.2f}" if task.get("runtime") is not None else ""
-        table.add_row(task["created_at"][:19], task["task_name"], task["status"], runtime, str(task["retry_count"]),
-                      (task.get("pipeline_id") or "")[:8], (task.get("error_message") or "")[:60])
+        table.add_row(
+            task["created_at"][:19],
+            task["task_name"],
+            task["status"],
+            runtime,
+            str(task["retry_count"]),
+            (task.get("pipeline_id") or "")[:8],
+            (task.get("error_message") or "")[:60],
+        )
     console.print(table)
     return 0
 
@@ -180,8 +270,13 @@ def _cmd_health(client: GatewayClient, args: argparse.Namespace) -> int:
         table.add_column(column, overflow="fold")
     for name, part in body["parts"].items():
         style = "green" if part["ready"] else "red"
-        table.add_row(name, f"[{style}]{part['status']}[/{style}]", part.get("device") or "",
-                      f"{part.get('latency_ms', 0):.1f}", part.get("detail") or "")
+        table.add_row(
+            name,
+            f"[{style}]{part['status']}[/{style}]",
+            part.get("device") or "",
+            f"{part.get('latency_ms', 0):.1f}",
+            part.get("detail") or "",
+        )
     console.print(table)
     return 0 if ready else 1
 
@@ -198,29 +293,53 @@ def _cmd_retry(client: GatewayClient, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The commands; `submit` offers every registered pipeline (AIWORKER_PIPELINE_MODULES'
+    too, when set as for the gateway)."""
+    load_pipeline_modules(OrchestratorSettings().pipeline_modules)
     parser = argparse.ArgumentParser(prog="aiworker", description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default=os.environ.get("AIWORKER_URL", "http://127.0.0.1:8000"))
     parser.add_argument("--api-key", default=os.environ.get("AIWORKER_API_KEY"))
     sub = parser.add_subparsers(dest="command", required=True)
 
     submit = sub.add_parser("submit", help="submit a pipeline")
-    submit.add_argument("pipeline", choices=["ai-pipeline", "resume", "document", "interview-answer", "llm-preload"])
-    submit.add_argument("file", nargs="?", help="PDF / audio / document; for ai-pipeline a text file (or stdin)")
+    submit.add_argument(
+        "pipeline",
+        choices=sorted(spec.slug for spec in PIPELINES.values()),
+        help="; ".join(f"{spec.slug}: {spec.description}" for spec in PIPELINES.values()),
+    )
+    submit.add_argument("file", nargs="?", help="the pipeline's file; for ai-pipeline a text file (or stdin)")
+    submit.add_argument("--set", action="append", metavar="KEY=VALUE", help="an input field (JSON values allowed)")
     submit.add_argument("--text", help="ai-pipeline text")
-    submit.add_argument("--task", default="summarize", choices=["summarize", "keywords", "sentiment"])
+    submit.add_argument("--task", choices=["summarize", "keywords", "sentiment"], help="ai-pipeline task")
     submit.add_argument("--resume-id", help="interview-answer: compare with this resume")
     submit.add_argument("--question", help="interview-answer: the question asked")
-    submit.add_argument("--priority", type=int, default=5, choices=range(10), metavar="0-9")
+    submit.add_argument("--language", help="interview-answer: the spoken language (default en)")
+    submit.add_argument("--priority", type=int, choices=range(10), metavar="0-9", help="default: the pipeline's")
     submit.add_argument("--watch", action="store_true", help="show progress until it ends")
     submit.add_argument("--json", action="store_true")
     submit.set_defaults(run=_cmd_submit)
 
-    for name, run, helptext in (("watch", None, "progress bars until the pipeline ends"),
-                                ("status", _cmd_status, "a pipeline's stages")):
+    for name, run, helptext in (
+        ("watch", None, "progress bars until the pipeline ends"),
+        ("status", _cmd_status, "a pipeline's stages"),
+    ):
         command = sub.add_parser(name, help=helptext)
         command.add_argument("pipeline_id", nargs="+" if name == "watch" else None)
         command.add_argument("--json", action="store_true")
         command.set_defaults(run=run or (lambda c, a: _finish(c, a.pipeline_id, a.json)))
+
+    result = sub.add_parser("result", help="a finished pipeline's whole result (JSON)")
+    result.add_argument("pipeline_id")
+    result.add_argument("--json", action="store_true", help="with the pipeline id and final task id around it")
+    result.set_defaults(run=_cmd_result)
+
+    search = sub.add_parser("search", help="the stored chunks nearest to a query (table)")
+    search.add_argument("query")
+    search.add_argument("-k", type=int, default=5, help="how many (1-100)")
+    search.add_argument("--kind", choices=["resume", "document"])
+    search.add_argument("--document", action="append", metavar="ID", help="only within this document (repeatable)")
+    search.add_argument("--json", action="store_true")
+    search.set_defaults(run=_cmd_search)
 
     history = sub.add_parser("history", help="recent tasks (table)")
     history.add_argument("--hours", type=float, default=24)

@@ -26,7 +26,7 @@ class ApiKeyring:
     entries: tuple[tuple[str, str], ...]  # (key id, sha256 hex of the key)
 
     @classmethod
-    def parse(cls, items: list[str]) -> "ApiKeyring":
+    def parse(cls, items: list[str]) -> ApiKeyring:
         entries = []
         for item in items:
             match = _ENTRY.match(item)

@@ -1,14 +1,16 @@
-"""What the REST and gRPC APIs both do, in one place: submit a pipeline (files
-into the blob store first), read status/history/metrics from tracking, cancel,
-retry from the failed stage, watch until done. Raises svc_runtime's domain
-errors; the REST handler and the gRPC interceptor map them to statuses."""
+"""What the REST and gRPC APIs both do, in one place: submit a pipeline (its
+files checked and put into the blob store first, as its registry entry says),
+read status/history/metrics from tracking, read a finished pipeline's result,
+cancel, retry from the failed stage, watch until done. Raises svc_runtime's
+domain errors; the REST handler and the gRPC interceptor map them to statuses."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any
 
 import kombu.exceptions
 import pydantic
@@ -16,31 +18,24 @@ import redis
 import sqlalchemy.exc
 from celery import Celery
 
-from gateway import uploads
 from gateway.settings import GatewaySettings
-from orchestrator.errors import InvalidInput
-from orchestrator.pipelines import (
-    DEFAULT_PRIORITY, PIPELINES, SubmittedPipeline, build, pipeline_of, remembered_submission, submit,
-)
+from orchestrator import uploads
+from orchestrator.errors import InvalidInput, RetryableServiceError
+from orchestrator.pipelines import PipelineSpec, UploadSpec, pipeline_of
+from orchestrator.revokes import revoke
+from orchestrator.submission import SubmittedPipeline, resend_from, submit
 from orchestrator.tracking.queries import TrackingQueries
-from orchestrator.tracking.states import RECORDED
-from orchestrator.tracking.views import HistoryPage, Metrics, PipelineStatus, PipelineSummary
-from svc_runtime.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from orchestrator.tracking.states import RECORDED, SUCCESS
+from orchestrator.tracking.views import HistoryPage, Metrics, PipelineStatus, PipelineSummary, TaskRecord
+from orchestrator.uploads import IncomingFile
+from svc_runtime.errors import FailedPrecondition, Gone, InvalidArgument, MalformedRequest, NotFound, Unavailable
 from svc_runtime.logs import get_logger
 
 log = get_logger(__name__)
 
 TERMINAL_STATES = {"SUCCESS", "FAILURE", "REVOKED"}
-# Which input field of a pipeline is a file, and how it is checked.
-FILE_FIELDS = {"resume": "pdf", "interview_answer": "audio", "document": "document"}
 SUBMIT_TIMEOUT_SECONDS = 10.0
-
-
-@dataclass(frozen=True)
-class Upload:
-    data: bytes
-    filename: str
-    content_type: str
+BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.ConnectionError, OSError, asyncio.TimeoutError)
 
 
 @dataclass
@@ -52,7 +47,15 @@ class Submission:
     status: str = "PENDING"
 
 
-def _field_errors(exc: pydantic.ValidationError) -> str:
+@dataclass
+class PipelineResult:
+    pipeline_id: str
+    pipeline: str
+    task_id: str  # the final stage's
+    result: Any
+
+
+def field_errors(exc: pydantic.ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors())
 
 
@@ -66,52 +69,66 @@ class PipelineGateway:
     def blobs(self):
         return self.app.aiworker.blobs
 
+    @staticmethod
+    def spec(name: str) -> PipelineSpec:
+        try:
+            return pipeline_of(name)
+        except KeyError as exc:
+            raise InvalidArgument(str(exc.args[0])) from None
+
     # -- submit ---------------------------------------------------------------
-    async def submit(self, name: str, payload: dict[str, Any], files: dict[str, Upload] | None = None,
-                     priority: int | None = None, request_id: str | None = None) -> Submission:
-        if name not in PIPELINES:
-            raise InvalidArgument(f"unknown pipeline {name!r}; known: {', '.join(sorted(PIPELINES))}")
-        priority = DEFAULT_PRIORITY if priority is None else priority
+    async def submit(
+        self,
+        name: str,
+        payload: dict[str, Any],
+        files: dict[str, IncomingFile] | None = None,
+        priority: int | None = None,
+        request_id: str | None = None,
+    ) -> Submission:
+        spec = self.spec(name)
+        priority = spec.default_priority if priority is None else priority
         if not 0 <= priority <= 9:
-            raise InvalidArgument(f"priority must be between 0 and 9, got {priority}")
+            raise MalformedRequest(f"priority must be between 0 and 9, got {priority}")
         payload = dict(payload or {})
         files = files or {}
-        expected = FILE_FIELDS.get(name)
-        unexpected = sorted(set(files) - {expected})
+        unexpected = sorted(set(files) - {u.field for u in spec.uploads})
         if unexpected:
-            raise InvalidArgument(f"pipeline {name!r} takes no file field(s) {unexpected}")
-        if expected:
-            if expected not in files:
-                raise InvalidArgument(f"pipeline {name!r} needs a file in field {expected!r}")
-            payload.update(await asyncio.to_thread(self._store_upload, name, files[expected]))
+            takes = [u.field for u in spec.uploads] or "none"
+            raise MalformedRequest(f"pipeline {spec.name!r} takes no file field(s) {unexpected}; it takes {takes}")
+        for upload_spec in spec.uploads:
+            if upload_spec.field not in files:
+                raise MalformedRequest(f"pipeline {spec.name!r} needs a file in field {upload_spec.field!r}")
+            payload.update(await asyncio.to_thread(self._store_upload, upload_spec, files[upload_spec.field]))
         try:
             submitted: SubmittedPipeline = await asyncio.wait_for(
-                asyncio.to_thread(submit, self.app, name, payload, priority=priority, request_id=request_id),
-                SUBMIT_TIMEOUT_SECONDS)
+                asyncio.to_thread(submit, self.app, spec.name, payload, priority=priority, request_id=request_id),
+                SUBMIT_TIMEOUT_SECONDS,
+            )
         except pydantic.ValidationError as exc:
-            raise InvalidArgument(f"invalid input for pipeline {name!r}: {_field_errors(exc)}") from None
-        except (kombu.exceptions.OperationalError, redis.ConnectionError, OSError, asyncio.TimeoutError) as exc:
+            raise MalformedRequest(f"invalid input for pipeline {spec.name!r}: {field_errors(exc)}") from None
+        except BROKER_ERRORS as exc:
             raise Unavailable(f"the task broker is unavailable, nothing was submitted: {exc or 'timeout'}") from None
-        log.info("pipeline_submitted", pipeline=name, pipeline_id=submitted.pipeline_id, priority=priority)
-        return Submission(submitted.pipeline_id, name, submitted.task_ids, await self.estimate(name))
+        log.info("pipeline_submitted", pipeline=spec.name, pipeline_id=submitted.pipeline_id, priority=priority)
+        return Submission(submitted.pipeline_id, spec.name, submitted.task_ids, await self.estimate(spec.name))
 
-    def _store_upload(self, pipeline: str, upload: Upload) -> dict[str, str]:
-        limit = self.settings.max_upload_bytes
-        filename = uploads.safe_filename(upload.filename)
-        if pipeline == "resume":
-            uploads.check_pdf(upload.data, upload.content_type, limit)
-            return {"pdf": self._put(upload.data), "filename": filename}
-        if pipeline == "document":
-            content_type = uploads.check_document(upload.data, upload.content_type, limit)
-            return {"document": self._put(upload.data), "filename": filename, "content_type": content_type}
-        uploads.check_audio(upload.data, upload.content_type, limit)
-        return {"audio": self._put(upload.data)}
+    def _store_upload(self, spec: UploadSpec, upload: IncomingFile) -> dict[str, str]:
+        content_type = spec.check(upload, self.settings.max_upload_bytes)
+        upload.file.seek(0)
+        fields = {spec.field: self._put(upload)}
+        if spec.with_filename:
+            fields["filename"] = uploads.safe_filename(upload.filename)
+        if spec.with_content_type:
+            fields["content_type"] = content_type
+        return fields
 
-    def _put(self, data: bytes) -> str:
+    def _put(self, upload: IncomingFile) -> str:
+        """Streams the upload into the blob store (it was spooled to disk, not held in memory)."""
         try:
-            return self.blobs.put(data)
+            return self.blobs.put_file(upload.file)
         except InvalidInput as exc:
             raise InvalidArgument(str(exc)) from None
+        except RetryableServiceError as exc:
+            raise Unavailable(f"the blob store is unavailable, nothing was submitted: {exc}") from None
 
     async def estimate(self, name: str) -> float:
         """The sum of the stages' tracked mean durations; until every stage has
@@ -130,8 +147,44 @@ class PipelineGateway:
             raise NotFound(f"pipeline {pipeline_id!r} not found")
         return status
 
-    async def history(self, hours: float = 24, status: str | None = None, task_name: str | None = None,
-                      pipeline: str | None = None, limit: int = 100, cursor: str | None = None) -> HistoryPage:
+    async def result(self, pipeline_id: str) -> PipelineResult:
+        """The final stage's whole result, from Celery's result backend while it keeps
+        it (tracking keeps only summaries)."""
+        status = await self.status(pipeline_id)
+        if status.overall_state != SUCCESS:
+            raise FailedPrecondition(
+                f"pipeline {pipeline_id} is {status.overall_state}: it has a result once it succeeds"
+                + (" (see its status for the error)" if status.overall_state in TERMINAL_STATES else "")
+            )
+        last = status.tasks[-1]
+        outcome = self.app.AsyncResult(last.task_id)
+        state, value = await self._backend(lambda: (outcome.state, outcome.result))
+        if state != SUCCESS:  # the backend no longer has it (results expire): tracking's copy
+            value = await self._tracking(self.queries.output, last.task_id)
+        if state != SUCCESS and value is None:
+            raise Gone(
+                f"the result of pipeline {pipeline_id} is no longer stored (results are kept "
+                f"{self.app.conf.result_expires} s, tracked outputs "
+                f"{self.queries.settings.task_retention_days:g} days); its summary stays in the status"
+            )
+        return PipelineResult(pipeline_id, status.pipeline, last.task_id, value)
+
+    async def tasks(self, pipeline_id: str) -> list[TaskRecord]:
+        """The pipeline's tracked task rows: arguments, results and errors (summarised), tracebacks."""
+        rows = await self._tracking(self.queries.pipeline_tasks, pipeline_id)
+        if not rows:
+            await self.status(pipeline_id)  # 404 for an unknown pipeline
+        return rows
+
+    async def history(
+        self,
+        hours: float = 24,
+        status: str | None = None,
+        task_name: str | None = None,
+        pipeline: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> HistoryPage:
         if hours <= 0:
             raise InvalidArgument(f"hours must be positive, got {hours}")
         if status and status not in RECORDED:
@@ -155,6 +208,12 @@ class PipelineGateway:
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, redis.ConnectionError) as exc:
             raise Unavailable(f"task tracking is unavailable: {str(exc).splitlines()[0]}") from None
 
+    async def _backend(self, fn: Any) -> Any:
+        try:
+            return await asyncio.to_thread(fn)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise Unavailable(f"the result backend is unavailable: {exc}") from None
+
     # -- control ------------------------------------------------------------------
     async def cancel(self, pipeline_id: str, terminate: bool = False) -> dict[str, Any]:
         """Revokes every stage that has not finished; with `terminate`, the
@@ -165,18 +224,21 @@ class PipelineGateway:
         if status.overall_state in TERMINAL_STATES:
             raise FailedPrecondition(f"pipeline {pipeline_id} already ended ({status.overall_state})")
 
-        def revoke() -> None:
-            if pending:
-                self.app.control.revoke(pending)
-            if running:
-                self.app.control.revoke(running, terminate=terminate, signal="SIGTERM")
+        def cancel_all() -> None:
+            revoke(self.app, pending)
+            revoke(self.app, running, terminate=terminate)
 
         try:
-            await asyncio.to_thread(revoke)
-        except (kombu.exceptions.OperationalError, redis.ConnectionError, OSError) as exc:
+            await asyncio.to_thread(cancel_all)
+        except BROKER_ERRORS as exc:
             raise Unavailable(f"the task broker is unavailable, nothing was cancelled: {exc}") from None
-        log.info("pipeline_cancelled", pipeline_id=pipeline_id, revoked=len(pending), running=len(running),
-                 terminate=terminate)
+        log.info(
+            "pipeline_cancelled",
+            pipeline_id=pipeline_id,
+            revoked=len(pending),
+            running=len(running),
+            terminate=terminate,
+        )
         return {"pipeline_id": pipeline_id, "revoked": pending, "running": running, "terminated": terminate}
 
     async def retry(self, pipeline_id: str) -> Submission:
@@ -184,38 +246,39 @@ class PipelineGateway:
         input (kept in the result backend), reusing what the stages before it made."""
         status = await self.status(pipeline_id)
         if status.overall_state != "FAILURE":
-            raise FailedPrecondition(f"pipeline {pipeline_id} is {status.overall_state}; only a failed one can be retried")
+            raise FailedPrecondition(
+                f"pipeline {pipeline_id} is {status.overall_state}; only a failed one can be retried"
+            )
         failed = next(t for t in status.tasks if t.status == "FAILURE")
         spec = pipeline_of(status.pipeline)
         index = failed.stage_index if failed.stage_index is not None else failed.step - 1
-        args = await asyncio.to_thread(lambda: self.app.AsyncResult(failed.task_id).args)
-        if not args:
+        kept = await self._tracking(self.queries.stage_input, pipeline_id, index)
+        payload = kept.payload if kept else None
+        if payload is None:  # not tracked (too large): the result backend's copy while it lasts
+            args = await self._backend(lambda: self.app.AsyncResult(failed.task_id).args)
+            payload = json.loads(json.dumps(args[0])) if args else None
+        if payload is None:
             raise FailedPrecondition(
-                f"the input of stage {failed.task_name} is no longer stored (results expire after "
-                f"{self.app.conf.result_expires}s); submit the pipeline again")
-        payload = json.loads(json.dumps(args[0]))  # a plain copy
-
-        def send() -> tuple[list[str], int]:
-            chosen = self._submitted_priority(pipeline_id)
-            workflow, task_ids = build(spec, payload, pipeline_id=pipeline_id, request_id=pipeline_id,
-                                       priority=chosen, first_stage=index, app=self.app)
-            workflow.apply_async()
-            return task_ids, chosen
-
+                f"the input of stage {failed.task_name} is no longer stored; submit the pipeline again"
+            )
         try:
-            task_ids, used = await asyncio.wait_for(asyncio.to_thread(send), SUBMIT_TIMEOUT_SECONDS)
-        except (kombu.exceptions.OperationalError, redis.ConnectionError, OSError, asyncio.TimeoutError) as exc:
+            task_ids = await asyncio.wait_for(
+                asyncio.to_thread(
+                    resend_from,
+                    self.app,
+                    spec,
+                    pipeline_id,
+                    index,
+                    payload,
+                    traceparent=kept.traceparent if kept else None,
+                ),
+                SUBMIT_TIMEOUT_SECONDS,
+            )
+        except BROKER_ERRORS as exc:
             raise Unavailable(f"the task broker is unavailable, nothing was retried: {exc or 'timeout'}") from None
-        log.info("pipeline_retried", pipeline_id=pipeline_id, from_stage=failed.task_name, priority=used)
+        log.info("pipeline_retried", pipeline_id=pipeline_id, from_stage=failed.task_name)
         await self._until_visible(pipeline_id, index, task_ids[0])
         return Submission(pipeline_id, spec.name, task_ids, await self.estimate(spec.name), status="PENDING")
-
-    def _submitted_priority(self, pipeline_id: str) -> int:
-        """The API priority the pipeline was submitted with (orchestrator.pipelines keeps it
-        with the submission for as long as results are kept); the default once that expired."""
-        remembered = remembered_submission(self.app, pipeline_id) or {}
-        value = remembered.get("priority")
-        return value if isinstance(value, int) and 0 <= value <= 9 else DEFAULT_PRIORITY
 
     async def _until_visible(self, pipeline_id: str, stage_index: int, task_id: str, timeout: float = 5.0) -> None:
         """Read-your-writes for a retry: returns once the status shows the new

@@ -8,6 +8,9 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from orchestrator.routing import QUEUES
+from svc_runtime.catalogue import SERVICES
+
 MiB = 1024 * 1024
 
 
@@ -21,15 +24,15 @@ class GatewaySettings(BaseSettings):
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="accepted keys, comma separated, each 'key_id:sha256hex' (hash of the key) "
-                    "or a plain key (hashed at start; its id is the hash's first 8 hex digits)",
+        "or a plain key (hashed at start; its id is the hash's first 8 hex digits)",
     )
     max_upload_bytes: int = Field(32 * MiB, ge=1, description="largest upload accepted")
     required_services: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["parser", "embedder", "llm", "stt"],
+        default_factory=lambda: list(SERVICES),
         description="model services /readyz requires SERVING",
     )
     required_queues: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["cpu_queue", "gpu_queue"],
+        default_factory=lambda: list(QUEUES),
         description="queues /readyz requires at least one live worker on",
     )
     health_timeout_seconds: float = Field(2.0, gt=0, description="per-part timeout of a readiness check")
@@ -37,15 +40,16 @@ class GatewaySettings(BaseSettings):
     watch_interval_seconds: float = Field(0.5, gt=0, description="poll period of SSE/WatchPipeline streams")
     watch_max_seconds: float = Field(3600, gt=0, description="a status stream ends after this long; clients reconnect")
     default_estimate_seconds: float = Field(
-        0.0, ge=0,
+        0.0,
+        ge=0,
         description="estimated duration of a pipeline whose stages have no tracked history yet (or while "
-                    "tracking is unreachable), for every pipeline; 0 = each pipeline's own stated default "
-                    "(PipelineSpec.default_seconds in orchestrator/pipelines.py)",
+        "tracking is unreachable), for every pipeline; 0 = each pipeline's own stated default "
+        "(PipelineSpec.default_seconds in orchestrator/pipelines.py)",
     )
     metrics_public: bool = Field(
         False,
         description="serve the gateway's Prometheus /metrics without an API key, for a scraper that has "
-                    "none (deploy/k8s turns it on); then keep /metrics off any public ingress",
+        "none (deploy/k8s turns it on); then keep /metrics off any public ingress",
     )
     log_level: str = "info"
     log_format: str = "auto"

@@ -1,19 +1,50 @@
 """The Celery app: seed 003's settings and beyond, every value from
-OrchestratorSettings, the one routing table, and the task modules."""
+OrchestratorSettings, the queues, and the declared tasks with the routes and
+beat schedule derived from their declarations. Tracking is installed on top
+by the processes that want it (orchestrator.tracking.tracked_app)."""
 
 from __future__ import annotations
 
 import logging
+import time
+from typing import Any
 
 from celery import Celery, signals
-from kombu import Queue
 
-from orchestrator.publishing import resilient_send_task
+from orchestrator import revokes
+from orchestrator.declarations import register_declared
+from orchestrator.headers import PIPELINE_TRACE, PUBLISHED_AT
+from orchestrator.publishing import publishing_app, send_with_retry
 from orchestrator.resources import Resources
 from orchestrator.result_backend import masking, publish_only
-from orchestrator.routing import CPU_QUEUE, QUEUES, celery_routes
+from orchestrator.routing import CPU_QUEUE, celery_queues
 from orchestrator.settings import OrchestratorSettings
+from svc_runtime import tracing
 from svc_runtime.logs import configure_logging
+
+
+class AiworkerCelery(Celery):
+    """Every publish (apply_async, chains, retries) goes through send_task: here it
+    marks which app publishes (for tracking's publish handler) and, in workers,
+    outlasts a broker restart (orchestrator.publishing)."""
+
+    aiworker: Resources
+    publish_retry_seconds: float = 0.0  # 0: no retries (producers fail fast and say so)
+
+    def send_task(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        # When it was published: how long messages wait in a queue (the oldest's age, the
+        # time to start) is read from this header.
+        headers = kwargs["headers"] = {**(kwargs.get("headers") or {}), PUBLISHED_AT: round(time.time(), 3)}
+        token = publishing_app.set(self)
+        try:
+            # A pipeline's stage is published in its pipeline's trace (a child of the submission,
+            # wherever it is sent from), so one trace holds every stage.
+            with tracing.attached(headers.get(PIPELINE_TRACE)):
+                if self.publish_retry_seconds <= 0:
+                    return super().send_task(name, *args, **kwargs)
+                return send_with_retry(self, super().send_task, name, args, kwargs, self.publish_retry_seconds)
+        finally:
+            publishing_app.reset(token)
 
 
 def celery_config(settings: OrchestratorSettings) -> dict:
@@ -58,9 +89,10 @@ def celery_config(settings: OrchestratorSettings) -> dict:
         "redis_backend_health_check_interval": 10,
         "result_backend_always_retry": True,
         "result_backend_max_retries": 10,
-        "task_queues": [Queue(name) for name in QUEUES],
+        "task_queues": celery_queues(),
         "task_default_queue": CPU_QUEUE,
-        "task_routes": celery_routes(),
+        "task_default_exchange": CPU_QUEUE,
+        "task_default_routing_key": CPU_QUEUE,
         "task_create_missing_queues": False,
         # Events, so celery inspect / celery events / Flower work unchanged.
         "worker_send_task_events": settings.worker_send_events,
@@ -73,32 +105,44 @@ def celery_config(settings: OrchestratorSettings) -> dict:
         # mark them RETRY in the result backend, the same Redis that just went away, and the worker
         # dies of the BackendStoreError (tests/fault/test_redis_restart.py).
         "worker_cancel_long_running_tasks_on_connection_loss": False,
-        "beat_schedule": {
-            "cleanup": {"task": "tasks.maintenance.cleanup", "schedule": settings.cleanup_interval_seconds},
-            "redeliver-lost": {"task": "tasks.maintenance.redeliver_lost", "schedule": settings.lost_task_check_seconds,
-                               # a sweep that waited in the queue past the next one is pointless
-                               "options": {"expires": settings.lost_task_check_seconds}},
-        },
+        # task_routes and beat_schedule: derived from the task declarations (register_declared)
+        "beat_scheduler": "orchestrator.beat:LeasedScheduler",
     }
 
 
-def create_app(settings: OrchestratorSettings | None = None, producer: bool = False) -> Celery:
+def _trace_pool_child(**_: object) -> None:
+    """Tracing is set up in each pool child, after the fork (spans made before it vanish)."""
+    if tracing.configure("aiworker-worker"):
+        tracing.instrument_celery()
+        tracing.instrument_grpc_clients()
+        tracing.instrument_data_clients()
+
+
+def _trace_single_process_worker(sender: object = None, **_: object) -> None:
+    """A solo or threads pool runs tasks in this process: no fork, set up here."""
+    if "prefork" not in str(getattr(sender, "pool_cls", "prefork")).lower():
+        _trace_pool_child()
+
+
+def create_app(settings: OrchestratorSettings | None = None, producer: bool = False) -> AiworkerCelery:
     """`producer=True` for processes that send tasks and read results but never
     block on them (the gateway): see orchestrator.result_backend."""
     settings = settings or OrchestratorSettings()
-    app = Celery("aiworker", set_as_current=True)
+    app = AiworkerCelery("aiworker", set_as_current=True)
     app.conf.update(celery_config(settings))
     if producer:
         app.conf.result_backend = publish_only(settings.result_backend)
     else:  # a worker publishing a pipeline's next stage must outlast a broker restart
-        resilient_send_task(app, settings.publish_retry_seconds)
+        app.publish_retry_seconds = settings.publish_retry_seconds
     app.aiworker = Resources(settings)  # per-process clients, blob store, Redis
-    import orchestrator.tasks  # noqa: F401 - registers every task (shared_task) with this app
+    import orchestrator.pipelines
+    import orchestrator.tasks.maintenance
 
-    if settings.tracking_enabled:
-        from orchestrator.tracking import install_tracking
-
-        install_tracking(app, settings)
+    orchestrator.pipelines.load_pipeline_modules(settings.pipeline_modules)
+    register_declared(app)
+    revokes.install(app)
+    signals.worker_process_init.connect(_trace_pool_child, weak=False, dispatch_uid="aiworker.tracing.child")
+    signals.worker_init.connect(_trace_single_process_worker, weak=False, dispatch_uid="aiworker.tracing.worker")
 
     @signals.setup_logging.connect(weak=False)
     def _logging(loglevel: int | str | None = None, **_: object) -> None:  # replaces Celery's own setup

@@ -1,5 +1,6 @@
 """Prompts and result parsing of the LLM stages, and the similarity of an
-answer to a resume. Pure functions: the tasks do the calls."""
+answer to a resume. Pure functions: the tasks do the calls (the interview
+score itself is orchestrator.scoring's)."""
 
 from __future__ import annotations
 
@@ -7,42 +8,35 @@ import re
 
 import numpy as np
 
-_SCORE = re.compile(r"score\s*[:=]?\s*(\d{1,2})(?:\s*/\s*10)?", re.IGNORECASE)
-_OUT_OF_TEN = re.compile(r"\b(\d{1,2})\s*(?:/|out of)\s*10\b", re.IGNORECASE)
-_FEEDBACK = re.compile(r"feedback\s*[:=]\s*(.+)", re.IGNORECASE | re.DOTALL)
-
-
 # The prompts are shaped for small instruction models (the bundled SmolLM2-135M
 # answers a single user turn with a stated reply format far more reliably than
 # a system prompt); larger models follow them just as well.
 
-def evaluation_messages(question: str, answer: str, resume_excerpts: list[str]) -> list[dict[str, str]]:
+
+def feedback_messages(question: str, answer: str, resume_excerpts: list[str]) -> list[dict[str, str]]:
+    """Feedback in words (the score is orchestrator.scoring's, not parsed from this)."""
     resume = f"\nResume: {' '.join(resume_excerpts)[:600]}" if resume_excerpts else ""
-    return [{"role": "user", "content":
-             "Rate this interview answer from 1 to 10 and explain why in one sentence.\n"
-             f"Question: {question or 'Tell me about your experience.'}\n"
-             f"Answer: {answer}{resume}\n"
-             "Reply as:\nScore: N/10\nFeedback: ..."}]
-
-
-def parse_evaluation(text: str) -> tuple[int | None, str]:
-    """Score (1–10, None when the model gave none) and the feedback text."""
-    score = None
-    match = _SCORE.search(text) or _OUT_OF_TEN.search(text)
-    if match:
-        value = int(next(g for g in match.groups() if g))
-        score = min(max(value, 1), 10)
-    feedback_match = _FEEDBACK.search(text)
-    feedback = (feedback_match.group(1) if feedback_match else _SCORE.sub("", text)).strip()
-    return score, " ".join(feedback.split())
+    return [
+        {
+            "role": "user",
+            "content": "Give the candidate feedback on this interview answer in two sentences: what was "
+            "strong, and what was missing.\n"
+            f"Question: {question or 'Tell me about your experience.'}\n"
+            f"Answer: {answer}{resume}",
+        }
+    ]
 
 
 def follow_up_messages(question: str, answer: str, resume_excerpts: list[str]) -> list[dict[str, str]]:
     resume = f"\nTheir resume says: {' '.join(resume_excerpts)[:600]}" if resume_excerpts else ""
     asked = f"Question asked: {question}\n" if question else ""
-    return [{"role": "user", "content":
-             f"{asked}A candidate said: \"{answer}\"{resume}\n"
-             "Write one follow-up interview question about it. The question must end with a question mark."}]
+    return [
+        {
+            "role": "user",
+            "content": f'{asked}A candidate said: "{answer}"{resume}\n'
+            "Write one follow-up interview question about it. The question must end with a question mark.",
+        }
+    ]
 
 
 _QUOTED_QUESTION = re.compile(r"[\"“]([^\"”]{8,}?\?)[\"”]")
@@ -70,6 +64,24 @@ def fallback_question(answer: str) -> str:
     return f"Could you walk me through the details of how {clause}?"
 
 
+_CONTENT_WORD = re.compile(r"[A-Za-z][A-Za-z0-9+#-]{4,}")  # five letters or more: skips "what", "your", "name"
+
+
+def follows_up(question: str, answer: str, asked: str = "") -> bool:
+    """Whether a follow-up question is about the answer (or the question asked): it shares a
+    content word with them. "What is your name?" follows up nothing."""
+    said = {w.lower() for w in _CONTENT_WORD.findall(f"{answer} {asked}")}
+    return any(w.lower() in said for w in _CONTENT_WORD.findall(question))
+
+
+def repeat_question(question: str) -> str:
+    """The follow-up to a silent answer: the question again, or an open one."""
+    asked = question.strip().rstrip(".!?")
+    if asked:
+        return f"We did not hear an answer. Could you come back to this: {asked[:1].lower() + asked[1:]}?"
+    return "We did not hear an answer. Could you tell me about a recent project of yours?"
+
+
 def cosine_similarities(query: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     if vectors.size == 0:
         return np.zeros(0, dtype=np.float32)
@@ -78,8 +90,12 @@ def cosine_similarities(query: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     return v @ q
 
 
-def summary_messages(text: str, instruction: str) -> list[dict[str, str]]:
+def summary_messages(text: str, instruction: str, context: list[str] | None = None) -> list[dict[str, str]]:
+    """`context`: related passages (retrieved from the stored documents) the model may draw on."""
+    background = (
+        "\n\nRelated passages from stored documents:\n" + "\n".join(f"- {c[:400]}" for c in context) if context else ""
+    )
     return [
         {"role": "system", "content": "You are a concise assistant."},
-        {"role": "user", "content": f"{instruction}\n\n{text}"},
+        {"role": "user", "content": f"{instruction}\n\n{text}{background}"},
     ]

@@ -1,150 +1,154 @@
-"""The pipelines, declared in one registry, and how a producer submits one.
+"""THE pipeline registry: every pipeline declared once. A pipeline is its
+stages (task declarations, which carry their names and queues), its input
+model, the files it accepts with their checks, a default duration and
+priority, and a description. From it derive: Celery's routes (through the
+declarations), the gateway's submission (REST `POST /api/v1/pipelines/{name}`
+and gRPC `SubmitPipeline`), the CLI's choices, the README's table, tracking's
+stage names and estimates.
 
-A pipeline is a Celery chain whose every stage carries the same headers
-(pipeline_id, pipeline, stage_index, stage_count, request_id) and a task id
-fixed at submit time, so every stage — including links that never run — is
-known from the first publish."""
+Adding a pipeline: its task module under orchestrator/tasks/ and one entry
+below (README "Adding a pipeline"). A pipeline from another package registers
+itself with `register()` in a module named by AIWORKER_PIPELINE_MODULES."""
 
 from __future__ import annotations
 
-import json
-import uuid
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from celery import Celery, chain, signature
 from pydantic import BaseModel
 
-from orchestrator.routing import queue_of
-from orchestrator.tasks.ai_pipeline import AiPipelineInput
-from orchestrator.tasks.document_pipeline import DocumentInput
-from orchestrator.tasks.interview import AnswerInput
-from orchestrator.tasks.resume_pipeline import ResumeInput
-from orchestrator.tracking.masking import masker_for
+from orchestrator import uploads
+from orchestrator.declarations import TaskDeclaration
+from orchestrator.tasks import ai_pipeline, document_pipeline, document_qa, interview, resume_pipeline
 
-# Celery priorities on Redis: 0 is served first. The API speaks 0–9 with 9 the
-# most urgent (as AMQP does); see broker_priority().
-DEFAULT_PRIORITY = 5
-SUBMISSION_KEY = "aiworker:submission:{pipeline_id}"
+DEFAULT_PRIORITY = 5  # API priorities are 0–9, 9 the most urgent
+
+
+@dataclass(frozen=True)
+class UploadSpec:
+    """A file a pipeline takes: the input field that receives its blob reference,
+    the check its bytes pass (returns the content type the pipeline gets), and
+    which of `filename` / `content_type` the input model wants beside it."""
+
+    field: str
+    check: Callable[[uploads.IncomingFile, int], str]
+    description: str
+    with_filename: bool = False
+    with_content_type: bool = False
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    name: str
+    stages: tuple[TaskDeclaration, ...]
+    input_model: type[BaseModel]
+    description: str
+    default_seconds: float  # estimated duration before any history exists
+    uploads: tuple[UploadSpec, ...] = ()
+    default_priority: int = DEFAULT_PRIORITY
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        return tuple(stage.name for stage in self.stages)
+
+    @property
+    def slug(self) -> str:
+        """The name as it appears in URLs and on the command line (interview-answer)."""
+        return self.name.replace("_", "-")
+
+    def upload(self, field_name: str) -> UploadSpec | None:
+        return next((u for u in self.uploads if u.field == field_name), None)
 
 
 class PreloadInput(BaseModel):
     pass
 
 
-@dataclass(frozen=True)
-class PipelineSpec:
-    name: str
-    stages: tuple[str, ...]
-    input_model: type[BaseModel]
-    description: str
-    default_seconds: float  # estimated duration before any history exists
+PDF = UploadSpec("pdf", uploads.check_pdf, "the resume PDF", with_filename=True)
+DOCUMENT = UploadSpec(
+    "document", uploads.check_document, "a PDF or UTF-8 text file", with_filename=True, with_content_type=True
+)
+AUDIO = UploadSpec("audio", uploads.check_audio, "the spoken answer (wav, mp3, flac, ogg, m4a, webm)")
+
+PIPELINES: dict[str, PipelineSpec] = {}
 
 
-PIPELINES: dict[str, PipelineSpec] = {spec.name: spec for spec in (
-    PipelineSpec("resume", (
-        "tasks.resume_pipeline.parse_pdf",
-        "tasks.resume_pipeline.generate_embeddings",
-        "tasks.resume_pipeline.store_chunks",
-    ), ResumeInput, "resume PDF → chunks → embeddings → PostgreSQL", 10),
-    PipelineSpec("interview_answer", (
-        "tasks.stt.recognize",
-        "tasks.evaluator.analyze_answer",
-        "tasks.question_generation.generate",
-    ), AnswerInput, "spoken answer → transcript → evaluation → follow-up question", 30),
-    PipelineSpec("document", (
-        "tasks.document_pipeline.parse",
-        "tasks.document_pipeline.chunk",
-        "tasks.document_pipeline.embed",
-        "tasks.document_pipeline.store",
-    ), DocumentInput, "document → text → chunks → embeddings → PostgreSQL", 15),
-    PipelineSpec("ai_pipeline", (
-        "tasks.ai_pipeline.stage1_preprocessing",
-        "tasks.ai_pipeline.stage2_feature_extraction",
-        "tasks.ai_pipeline.stage3_model_inference",
-        "tasks.ai_pipeline.stage4_post_processing",
-    ), AiPipelineInput, "text → clean → embed → LLM → shaped result (seeds 001/004)", 20),
-    PipelineSpec("llm_preload", (
-        "tasks.question_generation.preload_model",
-    ), PreloadInput, "load and warm the LLM before an interview starts", 30),
-)}
+def register(spec: PipelineSpec) -> PipelineSpec:
+    known = PIPELINES.get(spec.name)
+    if known is not None and known is not spec:
+        raise ValueError(f"pipeline {spec.name!r} registered twice")
+    PIPELINES[spec.name] = spec
+    return spec
+
+
+for _spec in (
+    PipelineSpec(
+        "resume",
+        (resume_pipeline.parse_pdf, resume_pipeline.generate_embeddings, resume_pipeline.store_chunks),
+        resume_pipeline.ResumeInput,
+        "resume PDF → chunks → embeddings → PostgreSQL",
+        10,
+        uploads=(PDF,),
+    ),
+    PipelineSpec(
+        "interview_answer",
+        (interview.recognize, interview.analyze_answer, interview.generate),
+        interview.AnswerInput,
+        "spoken answer → transcript → evaluation → follow-up question",
+        30,
+        uploads=(AUDIO,),
+    ),
+    PipelineSpec(
+        "document",
+        (document_pipeline.parse, document_pipeline.chunk, document_pipeline.embed, document_pipeline.store),
+        document_pipeline.DocumentInput,
+        "document → text → chunks → embeddings → PostgreSQL",
+        15,
+        uploads=(DOCUMENT,),
+    ),
+    PipelineSpec(
+        "ai_pipeline",
+        (
+            ai_pipeline.stage1_preprocessing,
+            ai_pipeline.stage2_feature_extraction,
+            ai_pipeline.stage3_model_inference,
+            ai_pipeline.stage4_post_processing,
+        ),
+        ai_pipeline.AiPipelineInput,
+        "text → clean → embed → LLM → shaped result: a summary, keywords or the sentiment",
+        20,
+    ),
+    PipelineSpec(
+        "document_qa",
+        (document_qa.retrieve, document_qa.answer),
+        document_qa.QuestionInput,
+        "question → the nearest stored passages → an answer grounded in them, with citations (streamed)",
+        20,
+    ),
+    PipelineSpec(
+        "llm_preload",
+        (interview.preload_model,),
+        PreloadInput,
+        "load and warm the LLM before an interview starts",
+        30,
+        default_priority=8,
+    ),
+):
+    register(_spec)
 
 
 def pipeline_of(name: str) -> PipelineSpec:
-    try:
-        return PIPELINES[name]
-    except KeyError:
-        raise KeyError(f"unknown pipeline {name!r}; known: {sorted(PIPELINES)}") from None
+    """A pipeline by its name or its slug (`interview_answer` or `interview-answer`)."""
+    spec = PIPELINES.get(name) or PIPELINES.get(name.replace("-", "_"))
+    if spec is None:
+        raise KeyError(f"unknown pipeline {name!r}; known: {', '.join(sorted(PIPELINES))}")
+    return spec
 
 
-def broker_priority(priority: int) -> int:
-    """API priority 0–9 (9 most urgent) → Redis transport priority (0 served first)."""
-    if not 0 <= priority <= 9:
-        raise ValueError(f"priority must be 0–9, got {priority}")
-    return 9 - priority
+def load_pipeline_modules(modules: list[str]) -> None:
+    """Imports the modules of pipelines from other packages (AIWORKER_PIPELINE_MODULES):
+    each declares its tasks and calls register()."""
+    import importlib
 
-
-@dataclass
-class SubmittedPipeline:
-    pipeline_id: str
-    name: str
-    stages: tuple[str, ...]
-    task_ids: list[str]
-    headers: dict[str, Any] = field(default_factory=dict)
-
-
-def build(spec: PipelineSpec, payload: dict[str, Any], *, pipeline_id: str, request_id: str,
-          priority: int = DEFAULT_PRIORITY, first_stage: int = 0, app: Celery | None = None,
-          task_ids: list[str] | None = None) -> tuple[chain, list[str]]:
-    """The chain of stages from `first_stage` on; the first gets `payload`,
-    each later one the result of the stage before it. `task_ids`: the ids of
-    those stages (a re-send keeps them), else new ones."""
-    given = iter(task_ids or ())
-    sigs, task_ids = [], []
-    for index, name in enumerate(spec.stages):
-        if index < first_stage:
-            continue
-        task_id = next(given, None) or str(uuid.uuid4())
-        sig = signature(name, args=(payload,) if index == first_stage else (), app=app)
-        sig.set(task_id=task_id, queue=queue_of(name), priority=broker_priority(priority), headers={
-            "pipeline_id": pipeline_id, "pipeline": spec.name, "stage_index": index,
-            "stage_count": len(spec.stages), "request_id": request_id,
-        })
-        sigs.append(sig)
-        task_ids.append(task_id)
-    return chain(*sigs), task_ids
-
-
-def submit(app: Celery, name: str, payload: dict[str, Any], *, priority: int = DEFAULT_PRIORITY,
-           request_id: str | None = None, pipeline_id: str | None = None) -> SubmittedPipeline:
-    """Validates the payload against the pipeline's input model and sends the chain.
-    Raises KeyError (unknown pipeline), pydantic.ValidationError (bad payload),
-    ValueError (bad priority) and kombu's OperationalError (broker down)."""
-    spec = pipeline_of(name)
-    payload = spec.input_model.model_validate(payload).model_dump()
-    pipeline_id = pipeline_id or str(uuid.uuid4())
-    request_id = request_id or pipeline_id
-    workflow, task_ids = build(spec, payload, pipeline_id=pipeline_id, request_id=request_id,
-                               priority=priority, app=app)
-    remember_submission(app, pipeline_id, {"pipeline": spec.name, "payload": payload, "priority": priority,
-                                           "request_id": request_id, "task_ids": task_ids})
-    workflow.apply_async()
-    return SubmittedPipeline(pipeline_id, spec.name, spec.stages, task_ids)
-
-
-def submission_key(pipeline_id: str) -> str:
-    return SUBMISSION_KEY.format(pipeline_id=pipeline_id)
-
-
-def remember_submission(app: Celery, pipeline_id: str, submission: dict[str, Any]) -> None:
-    """The first stage's input as sent, so a first message the broker lost can be sent
-    again (orchestrator.recovery); values under secret-looking keys masked, as in the
-    result backend's copy (orchestrator.result_backend)."""
-    resources = app.aiworker
-    kept = masker_for(resources.settings).mask_keys(submission)
-    resources.redis.set(submission_key(pipeline_id), json.dumps(kept), ex=resources.settings.result_expires)
-
-
-def remembered_submission(app: Celery, pipeline_id: str) -> dict[str, Any] | None:
-    raw = app.aiworker.redis.get(submission_key(pipeline_id))
-    return json.loads(raw) if raw else None
+    for module in modules:
+        importlib.import_module(module)

@@ -1,6 +1,6 @@
-"""Live progress of a pipeline (seed 001): a Redis hash per pipeline
-{stage, status, progress, message} with a TTL, next to Celery's own PROGRESS
-state of the running task."""
+"""Live progress of a pipeline (seed 001): fields {stage, status, progress,
+message, ...} of the pipeline's live hash (orchestrator.keys) with a TTL, next
+to Celery's own PROGRESS state of the running task."""
 
 from __future__ import annotations
 
@@ -9,15 +9,13 @@ from typing import Any
 
 import redis
 
-PIPELINE_KEY = "aiworker:pipeline:{pipeline_id}"
+from orchestrator import keys
 
-
-def pipeline_key(pipeline_id: str) -> str:
-    return PIPELINE_KEY.format(pipeline_id=pipeline_id)
+TASK_FIELD_PREFIX = "t:"  # tracking's task entries in the same hash (orchestrator.tracking.outbox)
 
 
 def write_pipeline_progress(client: redis.Redis, pipeline_id: str, ttl: int, **fields: Any) -> None:
-    key = pipeline_key(pipeline_id)
+    key = keys.pipeline_live(pipeline_id)
     mapping = {k: str(v) for k, v in fields.items() if v is not None}
     mapping["updated_at"] = f"{time.time():.3f}"
     with client.pipeline() as pipe:
@@ -27,6 +25,10 @@ def write_pipeline_progress(client: redis.Redis, pipeline_id: str, ttl: int, **f
 
 
 def read_pipeline_progress(client: redis.Redis, pipeline_id: str) -> dict[str, str]:
-    raw = client.hgetall(pipeline_key(pipeline_id))
-    return {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
-            for k, v in raw.items()}
+    """The progress fields of the pipeline's live hash (tracking keeps its tasks' live
+    states in the same hash, under `t:<task_id>`: left out here)."""
+    raw = client.hgetall(keys.pipeline_live(pipeline_id))
+    fields = {
+        k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v for k, v in raw.items()
+    }
+    return {k: v for k, v in fields.items() if not k.startswith(TASK_FIELD_PREFIX)}

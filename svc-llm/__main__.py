@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
+from svc_llm.settings import LlmSettings
 from svc_runtime.cli import settings_from_cli
 from svc_runtime.server import serve
-from svc_llm.settings import LlmSettings
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -3,7 +3,7 @@ token → text stream that holds back what a stop string might still claim."""
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 

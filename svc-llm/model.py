@@ -1,75 +1,68 @@
 """A causal LM behind a chat interface (transformers). Knows nothing of gRPC:
-validates requests and raises domain errors, streams text deltas, loads and
-unloads the model on demand, and runs one generation at a time."""
+validates requests and raises domain errors, loads and unloads the model on
+demand (and after an idle time), and hands generations to the continuous
+batching scheduler (svc_llm.scheduler), which streams each its own events."""
 
 from __future__ import annotations
 
 import gc
-import inspect
 import math
 import os
-import random
+import queue
 import threading
 import time
-from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
 
 import torch
 
-from svc_llm.decoding import TextStream, next_token
+from svc_llm.runner import BatchRunner, UnsupportedModel
+from svc_llm.scheduler import BatchObserver, Scheduler, limits_of
+from svc_llm.sequence import (
+    Event,
+    FinishReason,
+    GenerationEnd,
+    GenerationError,
+    GenerationParams,
+    GenerationSequence,
+    TextDelta,
+)
 from svc_llm.settings import LlmSettings
-from svc_llm.turn import GenerationTurn
 from svc_runtime.errors import InvalidArgument, Unavailable
 from svc_runtime.logs import get_logger
 
 log = get_logger(__name__)
 
+__all__ = [
+    "ChatMessage",
+    "EngineStatus",
+    "FinishReason",
+    "GenerationEnd",
+    "GenerationError",
+    "GenerationParams",
+    "LlmEngine",
+    "ModelState",
+    "PreloadResult",
+    "TextDelta",
+]
+
 ROLES = ("system", "user", "assistant")
+MAX_CHOICES, MAX_CHOICE_CHARS = 64, 64
 _WARM_MESSAGES = [{"role": "user", "content": "Hi"}]
 
 
-class ModelState(str, Enum):
+class ModelState(StrEnum):
     UNLOADED = "unloaded"
     LOADING = "loading"
     LOADED = "loaded"
-
-
-class FinishReason(str, Enum):
-    EOS = "eos"
-    LENGTH = "length"
-    STOP_SEQUENCE = "stop_sequence"
-    INTERRUPTED = "interrupted"  # should_stop() said so (client gone, deadline passed)
 
 
 @dataclass(frozen=True)
 class ChatMessage:
     role: str
     content: str
-
-
-@dataclass
-class GenerationParams:
-    max_new_tokens: int = 0  # 0 = the service default
-    temperature: float = 0.0  # 0 = greedy
-    top_p: float = 0.0  # 0 = 1.0 (no nucleus filtering)
-    stop: Sequence[str] = ()
-    seed: int | None = None
-
-
-@dataclass(frozen=True)
-class TextDelta:
-    text: str
-
-
-@dataclass(frozen=True)
-class GenerationEnd:
-    finish_reason: FinishReason
-    prompt_tokens: int
-    completion_tokens: int  # tokens the model produced, the one that ended the turn included
-    max_new_tokens: int
-    first_token_seconds: float | None  # from the start of decoding (queueing excluded)
-    decode_seconds: float
 
 
 @dataclass(frozen=True)
@@ -89,18 +82,23 @@ class PreloadResult:
 
 @dataclass
 class _Loaded:
-    model: Any
-    keeps_last_logits: bool  # forward() takes logits_to_keep (no full-prompt logits at prefill)
-    eos_ids: frozenset[int] = field(default_factory=frozenset)
+    runner: BatchRunner
+    eos_ids: frozenset[int]
 
 
 class LlmEngine:
-    def __init__(self, settings: LlmSettings, device: str) -> None:
+    def __init__(
+        self,
+        settings: LlmSettings,
+        device: str,
+        observer: BatchObserver | None = None,
+        on_state: Callable[[ModelState], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.name = settings.display_name
         self.device = device
         self.dtype = _dtype(settings.torch_dtype, device)
-        self._turn = GenerationTurn(settings.max_queued_requests)
+        self._on_state = on_state or (lambda state: None)
         self._load_lock = threading.Lock()
         self._tokenizer_lock = threading.Lock()
         self._state = ModelState.UNLOADED
@@ -109,6 +107,7 @@ class LlmEngine:
         self._tokenizer: Any = None
         self._config: Any = None
         self._context_length = 0
+        self.scheduler = Scheduler(self, limits_of(settings), observer)
         if settings.num_threads:
             torch.set_num_threads(settings.num_threads)
 
@@ -118,23 +117,33 @@ class LlmEngine:
         return EngineStatus(self._state, self.name, self.device, self._context_length)
 
     def load(self) -> PreloadResult:
+        """Loads the model (on the scheduler's thread, see svc_llm.scheduler) unless it is loaded."""
+        if self._loaded is not None:
+            return PreloadResult(self.name, 0.0, True)
+        return self.scheduler.call(self._load_here)
+
+    def _load_here(self) -> PreloadResult:
         with self._load_lock:
             if self._loaded is not None:
                 return PreloadResult(self.name, 0.0, True)
-            self._state = ModelState.LOADING
+            self._set_state(ModelState.LOADING)
             started = time.perf_counter()
-            log.info("model_loading", model=self.name, source=self.settings.model, device=self.device,
-                     dtype=str(self.dtype).removeprefix("torch."))
+            log.info(
+                "model_loading",
+                model=self.name,
+                source=self.settings.model,
+                device=self.device,
+                dtype=str(self.dtype).removeprefix("torch."),
+            )
             try:
                 self._loaded = self._load()
             except Exception as exc:
-                self._state = ModelState.UNLOADED
+                self._set_state(ModelState.UNLOADED)
                 log.error("model_load_failed", model=self.name, error=str(exc))
                 raise Unavailable(f"model {self.name} could not be loaded: {exc}") from exc
-            self._state = ModelState.LOADED
+            self._set_state(ModelState.LOADED)
             seconds = time.perf_counter() - started
-            log.info("model_loaded", model=self.name, seconds=round(seconds, 2),
-                     context_length=self._context_length)
+            log.info("model_loaded", model=self.name, seconds=round(seconds, 2), context_length=self._context_length)
             return PreloadResult(self.name, seconds, False)
 
     def preload(self) -> PreloadResult:
@@ -142,34 +151,64 @@ class LlmEngine:
         started = time.perf_counter()
         result = self.load()
         if not result.already_loaded:
-            self._turn.acquire(bounded=False)
-            try:
-                self.load()  # an Unload may have run in between
-                for _ in self._generate_in_turn(self._prompt_ids(_WARM_MESSAGES, 2), _params(2), 2, lambda: False):
-                    pass
-            finally:
-                self._turn.release()
+            for _ in self.generate(
+                [ChatMessage(**m) for m in _WARM_MESSAGES], GenerationParams(max_new_tokens=2), bounded=False
+            ):
+                pass
         seconds = 0.0 if result.already_loaded else time.perf_counter() - started
-        log.info("preload_successful", message=f"{self.name}: Preload successful", model=self.name,
-                 seconds=round(seconds, 3), already_loaded=result.already_loaded)
+        log.info(
+            "preload_successful",
+            message=f"{self.name}: Preload successful",
+            model=self.name,
+            seconds=round(seconds, 3),
+            already_loaded=result.already_loaded,
+        )
         return PreloadResult(self.name, seconds, result.already_loaded)
 
     def unload(self) -> bool:
-        """Frees the weights (after the running generation ends). True if they were loaded."""
-        self._turn.acquire(bounded=False)
+        """Frees the weights once the running generations have ended (waiting ones
+        wait, then load the model again). True if they were loaded."""
+        self.scheduler.pause()
         try:
-            with self._load_lock:
-                if self._loaded is None:
-                    return False
-                self._loaded = None
-                self._state = ModelState.UNLOADED
-                gc.collect()
-                if self.device.startswith("cuda"):
-                    torch.cuda.empty_cache()
-                log.info("model_unloaded", model=self.name)
-                return True
+            return self._free("unload")
         finally:
-            self._turn.release()
+            self.scheduler.resume()
+
+    def close(self) -> None:
+        self.scheduler.close()
+        self._free("shutdown")
+
+    # ModelHolder (the scheduler's view of the model)
+    def runner(self) -> BatchRunner:
+        loaded = self._loaded
+        if loaded is None:
+            self._load_here()
+            loaded = self._loaded
+            if loaded is None:  # unloaded again at once (an Unload raced the load)
+                raise Unavailable(f"model {self.name} was unloaded while loading; retry")
+        return loaded.runner
+
+    def loaded(self) -> bool:
+        return self._loaded is not None
+
+    def unload_idle(self) -> None:
+        self._free("idle")
+
+    def _free(self, reason: str) -> bool:
+        with self._load_lock:
+            if self._loaded is None:
+                return False
+            self._loaded = None
+            gc.collect()
+            if self.device.startswith("cuda"):
+                torch.cuda.empty_cache()
+            self._set_state(ModelState.UNLOADED)
+            log.info("model_unloaded", model=self.name, reason=reason)
+            return True
+
+    def _set_state(self, state: ModelState) -> None:
+        self._state = state
+        self._on_state(state)
 
     def _load(self) -> _Loaded:
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -187,11 +226,12 @@ class LlmEngine:
         model = AutoModelForCausalLM.from_pretrained(source, config=self._config, dtype=self.dtype, **options)
         model.to(self.device).eval()
         self._context_length = int(getattr(model.config, "max_position_embeddings", 0) or 0)
-        return _Loaded(
-            model=model,
-            keeps_last_logits="logits_to_keep" in inspect.signature(model.forward).parameters,
-            eos_ids=frozenset(self._eos_ids(model)),
-        )
+        try:
+            runner = BatchRunner(model, self.device)
+            runner.self_check(self._encode(_WARM_MESSAGES))
+        except UnsupportedModel as exc:
+            raise Unavailable(f"{self.name} cannot run with continuous batching: {exc}") from exc
+        return _Loaded(runner=runner, eos_ids=frozenset(self._eos_ids(model)))
 
     def _eos_ids(self, model: Any) -> set[int]:
         ids: set[int] = set()
@@ -204,32 +244,87 @@ class LlmEngine:
 
     # -- generation --------------------------------------------------------
 
-    def generate(
-        self, messages: Sequence[ChatMessage], params: GenerationParams, should_stop: Callable[[], bool]
-    ) -> Iterator[TextDelta | GenerationEnd]:
-        """Text deltas, then one GenerationEnd. Blocking: run it off the event
-        loop. should_stop() is looked at between tokens (and while queued)."""
+    def submit(
+        self,
+        messages: Sequence[ChatMessage],
+        params: GenerationParams,
+        should_stop: Callable[[], bool],
+        emit: Callable[[Event], None],
+        bounded: bool = True,
+    ) -> None:
+        """Validates, then queues the generation; `emit` then gets its text deltas
+        and one GenerationEnd (or a GenerationError), from the scheduler's thread.
+        Blocking (it may load the model): call it off the event loop. Raises
+        InvalidArgument for a bad request, ResourceExhausted when the queue is full."""
         max_new_tokens = self._check_params(messages, params)
-        self.load()  # lazy mode, or after an Unload
-        prompt = [{"role": m.role, "content": m.content} for m in messages]
-        prompt_ids = self._prompt_ids(prompt, max_new_tokens)
-        if not self._turn.acquire(should_stop):
-            yield GenerationEnd(FinishReason.INTERRUPTED, prompt_ids.shape[1], 0, max_new_tokens, None, 0.0)
-            return
-        try:
-            self.load()  # an Unload may have run while this call waited
-            yield from self._generate_in_turn(prompt_ids, params, max_new_tokens, should_stop)
-        finally:
-            self._turn.release()
+        self.scheduler.touch()
+        self.load()  # lazy mode, or after an unload: the tokenizer and context length come with it
+        loaded = self._loaded
+        prompt_ids = self._prompt_ids([{"role": m.role, "content": m.content} for m in messages], max_new_tokens)
+        eos_ids = loaded.eos_ids if loaded is not None else frozenset()
+        sequence = GenerationSequence(
+            prompt_ids, params, max_new_tokens, should_stop, emit, self._decode, eos_ids, self.device
+        )
+        self.scheduler.submit(sequence, bounded)
 
-    def _check_params(self, messages: Sequence[ChatMessage], params: GenerationParams) -> int:
+    def generate(
+        self,
+        messages: Sequence[ChatMessage],
+        params: GenerationParams,
+        should_stop: Callable[[], bool] = lambda: False,
+        bounded: bool = True,
+    ) -> Iterator[TextDelta | GenerationEnd]:
+        """Text deltas, then one GenerationEnd: submit() as a blocking iterator (for
+        scripts, benchmarks and warm-up). Leaving the loop early stops the generation."""
+        events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        left = threading.Event()
+        self.submit(messages, params, lambda: left.is_set() or should_stop(), events.put, bounded)
+        try:
+            while True:
+                event = events.get()
+                if isinstance(event, GenerationError):
+                    raise event.error
+                yield event
+                if isinstance(event, GenerationEnd):
+                    return
+        finally:
+            left.set()
+
+    def choice_probabilities(self, messages: Sequence[ChatMessage], choices: Sequence[str]) -> tuple[list[float], int]:
+        """P(the reply begins with each choice), and the prompt's tokens. Runs on the scheduler's
+        thread between decode steps (the model is the batch's). Blocking: call it off the event loop."""
+        self._check_messages(messages)
+        if not 1 <= len(choices) <= MAX_CHOICES:
+            raise InvalidArgument(f"{len(choices)} choices; send 1 to {MAX_CHOICES}")
+        for index, choice in enumerate(choices):
+            if not choice or len(choice) > MAX_CHOICE_CHARS:
+                raise InvalidArgument(
+                    f"choices[{index}] is {len(choice)} characters; 1 to {MAX_CHOICE_CHARS} are accepted"
+                )
+        if len(set(choices)) != len(choices):
+            raise InvalidArgument("choices repeat: each choice is asked once")
+        self.scheduler.touch()
+        self.load()
+        choice_ids = [self._continuation_ids(choice) for choice in choices]
+        prompt_ids = self._prompt_ids(
+            [{"role": m.role, "content": m.content} for m in messages], max(len(ids) for ids in choice_ids)
+        )
+        probabilities = self.scheduler.call(lambda: self.runner().choice_probabilities(prompt_ids, choice_ids))
+        return probabilities, int(prompt_ids.shape[1])
+
+    def _continuation_ids(self, text: str) -> list[int]:
+        with self._tokenizer_lock:
+            return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _check_messages(self, messages: Sequence[ChatMessage]) -> None:
         if not messages:
             raise InvalidArgument("messages is empty: send at least one chat message")
         for index, message in enumerate(messages):
             if message.role not in ROLES:
-                raise InvalidArgument(
-                    f"messages[{index}].role is {message.role!r}; allowed roles: {', '.join(ROLES)}"
-                )
+                raise InvalidArgument(f"messages[{index}].role is {message.role!r}; allowed roles: {', '.join(ROLES)}")
+
+    def _check_params(self, messages: Sequence[ChatMessage], params: GenerationParams) -> int:
+        self._check_messages(messages)
         limit = self.settings.max_new_tokens_limit
         if params.max_new_tokens > limit:
             raise InvalidArgument(f"max_new_tokens is {params.max_new_tokens}, over the limit of {limit}")
@@ -249,79 +344,37 @@ class LlmEngine:
         return params.max_new_tokens or self.settings.default_max_new_tokens
 
     def _prompt_ids(self, messages: list[dict[str, str]], max_new_tokens: int) -> torch.Tensor:
+        ids = self._encode(messages)
+        prompt_tokens = ids.shape[1]
+        total = prompt_tokens + max_new_tokens
+        context = self._context_length
+        if context and total > context:
+            raise InvalidArgument(
+                f"prompt is {prompt_tokens} tokens and max_new_tokens is {max_new_tokens}: "
+                f"{total} in all, over the model's context of {context} tokens"
+            )
+        budget = self.settings.max_batch_tokens
+        if total > budget:
+            raise InvalidArgument(
+                f"prompt is {prompt_tokens} tokens and max_new_tokens is {max_new_tokens}: "
+                f"{total} in all, over the batch token budget of {budget} (max_batch_tokens)"
+            )
+        return ids
+
+    def _encode(self, messages: list[dict[str, str]]) -> torch.Tensor:
         with self._tokenizer_lock:  # fast tokenizers refuse concurrent use ("Already borrowed")
             if getattr(self._tokenizer, "chat_template", None):
                 encoded = self._tokenizer.apply_chat_template(
                     messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
                 )
-                ids = encoded["input_ids"]
-            else:  # a base model without a template: plain "role: content" lines
-                text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
-                ids = self._tokenizer(text, return_tensors="pt")["input_ids"]
-        prompt_tokens = ids.shape[1]
-        context = self._context_length
-        if context and prompt_tokens + max_new_tokens > context:
-            raise InvalidArgument(
-                f"prompt is {prompt_tokens} tokens and max_new_tokens is {max_new_tokens}: "
-                f"{prompt_tokens + max_new_tokens} in all, over the model's context of {context} tokens"
-            )
-        return ids
+                return encoded["input_ids"]
+            # A base model without a template: plain "role: content" lines.
+            text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
+            return self._tokenizer(text, return_tensors="pt")["input_ids"]
 
-    @torch.inference_mode()
-    def _generate_in_turn(
-        self, prompt_ids: torch.Tensor, params: GenerationParams, max_new_tokens: int,
-        should_stop: Callable[[], bool],
-    ) -> Iterator[TextDelta | GenerationEnd]:
-        from transformers import DynamicCache
-
-        loaded = self._loaded
-        assert loaded is not None
-        started = time.perf_counter()
-        first_token_seconds: float | None = None
-        stream = TextStream(lambda ids: self._tokenizer.decode(ids, skip_special_tokens=True), params.stop)
-        generator = self._generator(params)
-        cache = DynamicCache()
-        extra = {"logits_to_keep": 1} if loaded.keeps_last_logits else {}
-        input_ids = prompt_ids.to(self.device)
-        produced = 0
-        while True:
-            if should_stop():
-                reason = FinishReason.INTERRUPTED
-                break
-            logits = loaded.model(input_ids=input_ids, past_key_values=cache, use_cache=True, **extra).logits
-            token = next_token(logits[0, -1], params.temperature, params.top_p or 1.0, generator)
-            produced += 1
-            if first_token_seconds is None:
-                first_token_seconds = time.perf_counter() - started
-            if token in loaded.eos_ids:
-                reason = FinishReason.EOS
-                break
-            delta = stream.push(token)
-            if delta:
-                yield TextDelta(delta)
-            if stream.stopped:
-                reason = FinishReason.STOP_SEQUENCE
-                break
-            if produced >= max_new_tokens:
-                reason = FinishReason.LENGTH
-                break
-            input_ids = torch.tensor([[token]], device=self.device)
-        if reason in (FinishReason.EOS, FinishReason.LENGTH):
-            tail = stream.flush()
-            if tail:
-                yield TextDelta(tail)
-        yield GenerationEnd(reason, prompt_ids.shape[1], produced, max_new_tokens, first_token_seconds,
-                            time.perf_counter() - started)
-
-    def _generator(self, params: GenerationParams) -> torch.Generator | None:
-        if params.temperature == 0:
-            return None
-        seed = params.seed if params.seed is not None else random.SystemRandom().getrandbits(63)
-        return torch.Generator(device=self.device).manual_seed(seed)
-
-
-def _params(max_new_tokens: int) -> GenerationParams:
-    return GenerationParams(max_new_tokens=max_new_tokens)
+    def _decode(self, ids: list[int]) -> str:
+        with self._tokenizer_lock:
+            return self._tokenizer.decode(ids, skip_special_tokens=True)
 
 
 def _dtype(name: str, device: str) -> torch.dtype:

@@ -1,13 +1,17 @@
 """Maps aiworker.llm.v1 ↔ LlmEngine.
 
-Each generation runs in a thread of its own that feeds the handler through an
-asyncio queue. When the client goes away (the handler task is cancelled) or
-the deadline passes, the thread is told to stop and stops at the next token.
+A call is validated and queued on a worker thread (that may load the model);
+the engine's scheduler thread then sends the call's events (text deltas, the
+end) into the handler through an asyncio queue. When the client goes away (the
+handler is cancelled) or the deadline passes, the scheduler drops the sequence
+before its next decode step.
 
 Health: in eager mode NOT_SERVING until the model is loaded and warm; in lazy
-mode SERVING from the start (the first call loads). After Unload health stays
-SERVING: the service can still answer, the next generation (or Preload)
-reloads the model; ModelStatus tells callers whether that will cost a load.
+mode SERVING from the start (the first call loads). After Unload, or an idle
+unload (--idle-unload-seconds), health stays SERVING: the service can still
+answer, the next generation (or Preload) reloads the model; ModelStatus and the
+`x-aiworker-model-state` trailing metadata of every reply (health checks
+included) tell callers whether that will cost a load.
 """
 
 from __future__ import annotations
@@ -16,27 +20,29 @@ import asyncio
 import contextvars
 import threading
 import time
-from dataclasses import dataclass
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import grpc
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from aiworker.llm.v1 import llm_pb2, llm_pb2_grpc
 from svc_llm.model import (
     ChatMessage,
     FinishReason,
     GenerationEnd,
+    GenerationError,
     GenerationParams,
     LlmEngine,
     ModelState,
     TextDelta,
 )
+from svc_llm.scheduler import BatchObserver
 from svc_llm.settings import LlmSettings
 from svc_runtime.device import resolve_device
 from svc_runtime.errors import DeadlineExceeded, StartupError
 from svc_runtime.logs import get_logger
-from svc_runtime.server import ModelServicer
+from svc_runtime.metrics import LATENCY_BUCKETS, ServiceMetrics
+from svc_runtime.server import ServicerBase
 
 log = get_logger(__name__)
 
@@ -52,19 +58,14 @@ _STATES = {
 }
 _TOKEN_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 _SECONDS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128)
 # The server cancels the handler at the deadline and our own clock check fires at
 # about the same moment: an interruption this close to the deadline is the deadline's.
 _DEADLINE_SLACK_SECONDS = 0.25
-_END = object()
-
-
-@dataclass
-class _Failure:
-    error: BaseException
 
 
 class _Interruption:
-    """What tells the generation thread to stop: the client left, or the deadline passed."""
+    """What tells the scheduler to drop a sequence: the client left, or the deadline passed."""
 
     def __init__(self, time_remaining: float | None) -> None:
         self.deadline = None if time_remaining is None else time.monotonic() + time_remaining
@@ -82,7 +83,49 @@ class _Interruption:
         return "deadline_exceeded" if self.deadline_passed() else "cancelled"
 
 
-class LlmServicer(ModelServicer, llm_pb2_grpc.LlmServicer):
+class _BatchMetrics(BatchObserver):
+    """The scheduler's reports as Prometheus metrics (tokens/s = rate of the token counter)."""
+
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        service, registry = metrics.service, metrics.registry
+        self._running = Gauge(
+            "aiworker_llm_running_sequences", "generations in the running batch", ("service",), registry=registry
+        ).labels(service)
+        self._waiting = Gauge(
+            "aiworker_llm_waiting_sequences",
+            "generations waiting for a place in the batch",
+            ("service",),
+            registry=registry,
+        ).labels(service)
+        self._batch = metrics.histogram(
+            "aiworker_llm_batch_size", "sequences decoded together per decode step", _BATCH_BUCKETS
+        ).labels(service)
+        self._step = metrics.histogram(
+            "aiworker_llm_step_seconds", "time of one decode step (one forward pass, all sequences)", LATENCY_BUCKETS
+        ).labels(service)
+        self._prefill = metrics.histogram(
+            "aiworker_llm_prefill_seconds", "time of one newcomer's prefill", LATENCY_BUCKETS
+        ).labels(service)
+        self._tokens = Counter(
+            "aiworker_llm_generated_tokens", "tokens generated", ("service",), registry=registry
+        ).labels(service)
+
+    def queue(self, running: int, waiting: int) -> None:
+        self._running.set(running)
+        self._waiting.set(waiting)
+
+    def step(self, sequences: int, seconds: float) -> None:
+        self._batch.observe(sequences)
+        self._step.observe(seconds)
+
+    def prefill(self, tokens: int, seconds: float) -> None:
+        self._prefill.observe(seconds)
+
+    def tokens(self, count: int) -> None:
+        self._tokens.inc(count)
+
+
+class LlmServicer(ServicerBase, llm_pb2_grpc.LlmServicer):
     service_name = llm_pb2.DESCRIPTOR.services_by_name["Llm"].full_name
 
     def __init__(self, settings: LlmSettings) -> None:
@@ -93,28 +136,36 @@ class LlmServicer(ModelServicer, llm_pb2_grpc.LlmServicer):
             )
         self.settings = settings
         self.device = resolve_device(settings.device)
-        self.engine = LlmEngine(settings, self.device)
+        self.engine = LlmEngine(settings, self.device, on_state=lambda state: self.report_model_state(state.value))
+        self.report_model_state(ModelState.UNLOADED.value)
 
     def register(self, server: grpc.aio.Server) -> None:
         llm_pb2_grpc.add_LlmServicer_to_server(self, server)
-        registry = self.metrics.registry
+        self.engine.scheduler.observer = _BatchMetrics(self.metrics)
         self._completion_tokens = self.metrics.histogram(
-            "aiworker_llm_completion_tokens", "tokens generated per generation, by how it ended",
-            _TOKEN_BUCKETS, ("finish_reason",))
+            "aiworker_llm_completion_tokens",
+            "tokens generated per generation, by how it ended",
+            _TOKEN_BUCKETS,
+            ("finish_reason",),
+        )
         self._first_token = self.metrics.histogram(
-            "aiworker_llm_time_to_first_token_seconds", "decode start to first token (queueing excluded)",
-            _SECONDS_BUCKETS)
+            "aiworker_llm_time_to_first_token_seconds",
+            "joining the batch to the first token (queueing excluded, prefill included)",
+            _SECONDS_BUCKETS,
+        )
+        self._queue_seconds = self.metrics.histogram(
+            "aiworker_llm_queue_seconds", "time a generation waited for a place in the batch", _SECONDS_BUCKETS
+        )
         self._decode_seconds = self.metrics.histogram(
-            "aiworker_llm_decode_seconds", "decode time per generation", _SECONDS_BUCKETS)
-        self._tokens = Counter("aiworker_llm_generated_tokens", "tokens generated", ("service",),
-                               registry=registry)
+            "aiworker_llm_decode_seconds", "time in the batch per generation", _SECONDS_BUCKETS
+        )
 
     async def startup(self) -> None:
         if self.settings.load_mode == "eager":
             await asyncio.to_thread(self.engine.preload)
 
     async def shutdown(self) -> None:
-        await asyncio.to_thread(self.engine.unload)
+        await asyncio.to_thread(self.engine.close)
 
     # -- generation --------------------------------------------------------
 
@@ -128,7 +179,9 @@ class LlmServicer(ModelServicer, llm_pb2_grpc.LlmServicer):
                 end = event
         assert end is not None
         return llm_pb2.GenerateResponse(
-            text="".join(parts), finish_reason=_FINISH_REASONS[end.finish_reason], usage=_usage(end),
+            text="".join(parts),
+            finish_reason=_FINISH_REASONS[end.finish_reason],
+            usage=_usage(end),
             model=self.engine.name,
         )
 
@@ -137,77 +190,97 @@ class LlmServicer(ModelServicer, llm_pb2_grpc.LlmServicer):
             if isinstance(event, TextDelta):
                 yield llm_pb2.GenerateStreamResponse(delta=llm_pb2.TokenDelta(text=event.text))
             else:
-                yield llm_pb2.GenerateStreamResponse(done=llm_pb2.GenerationDone(
-                    finish_reason=_FINISH_REASONS[event.finish_reason], usage=_usage(event),
-                    model=self.engine.name,
-                ))
+                yield llm_pb2.GenerateStreamResponse(
+                    done=llm_pb2.GenerationDone(
+                        finish_reason=_FINISH_REASONS[event.finish_reason],
+                        usage=_usage(event),
+                        model=self.engine.name,
+                    )
+                )
 
     async def _generate(
         self, request: llm_pb2.GenerateRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[TextDelta | GenerationEnd]:
         messages = [ChatMessage(m.role, m.content) for m in request.messages]
         params = GenerationParams(
-            max_new_tokens=request.max_new_tokens, temperature=request.temperature, top_p=request.top_p,
-            stop=tuple(request.stop), seed=request.seed if request.HasField("seed") else None,
+            max_new_tokens=request.max_new_tokens,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            stop=tuple(request.stop),
+            seed=request.seed if request.HasField("seed") else None,
         )
         interruption = _Interruption(context.time_remaining())
+        # However the RPC ends (also cancelled while a write waits on a slow reader, where
+        # this generator's own `finally` would only run once it is garbage-collected).
+        context.add_done_callback(lambda _: interruption.client_gone.set())
         events: asyncio.Queue = asyncio.Queue()
         loop = asyncio.get_running_loop()
+        # The end is recorded on the scheduler's thread, in this RPC's log context
+        # (request id), also when the handler is gone (client cancelled).
+        rpc_context = contextvars.copy_context()
 
-        def send(item: object) -> None:
+        def emit(event: object) -> None:
+            if isinstance(event, GenerationEnd):
+                rpc_context.run(self._record, event, interruption)
             try:
-                loop.call_soon_threadsafe(events.put_nowait, item)
+                loop.call_soon_threadsafe(events.put_nowait, event)
             except RuntimeError:  # the loop closed (shutdown); nobody is listening
                 pass
 
-        def run() -> None:
-            try:
-                for event in self.engine.generate(messages, params, interruption.should_stop):
-                    if isinstance(event, GenerationEnd):
-                        self._record(event, interruption)
-                    send(event)
-            except BaseException as exc:  # noqa: BLE001 - handed to the handler, which maps it
-                send(_Failure(exc))
-            finally:
-                send(_END)
-
-        # copy_context: the thread's log lines carry this RPC's request id.
-        worker = threading.Thread(target=contextvars.copy_context().run, args=(run,),
-                                  name="llm-generation", daemon=True)
-        worker.start()
         try:
-            while (item := await events.get()) is not _END:
-                if isinstance(item, _Failure):
-                    raise item.error
-                if isinstance(item, GenerationEnd) and item.finish_reason is FinishReason.INTERRUPTED:
-                    raise DeadlineExceeded(
-                        f"deadline passed after {item.completion_tokens} generated tokens; generation stopped"
-                    )
-                yield item
+            await asyncio.to_thread(self.engine.submit, messages, params, interruption.should_stop, emit)
+            while True:
+                event = await events.get()
+                if isinstance(event, GenerationError):
+                    raise event.error
+                if isinstance(event, GenerationEnd):
+                    if event.finish_reason is FinishReason.INTERRUPTED:
+                        raise DeadlineExceeded(
+                            f"deadline passed after {event.completion_tokens} generated tokens; generation stopped"
+                        )
+                    yield event
+                    return
+                yield event
         finally:
-            # Client gone (CancelledError), deadline, or done: the thread stops at its next token.
+            # Client gone (CancelledError), deadline, or done: the scheduler drops it before its next step.
             interruption.client_gone.set()
 
     def _record(self, end: GenerationEnd, interruption: _Interruption) -> None:
         reason = interruption.reason(end)
         self._completion_tokens.labels(self.metrics.service, reason).observe(end.completion_tokens)
-        self._tokens.labels(self.metrics.service).inc(end.completion_tokens)
+        self._queue_seconds.labels(self.metrics.service).observe(end.queue_seconds)
         self._decode_seconds.labels(self.metrics.service).observe(end.decode_seconds)
         if end.first_token_seconds is not None:
             self._first_token.labels(self.metrics.service).observe(end.first_token_seconds)
         log.info(
-            "generation_finished", finish_reason=reason, prompt_tokens=end.prompt_tokens,
-            completion_tokens=end.completion_tokens, max_new_tokens=end.max_new_tokens,
+            "generation_finished",
+            finish_reason=reason,
+            prompt_tokens=end.prompt_tokens,
+            completion_tokens=end.completion_tokens,
+            max_new_tokens=end.max_new_tokens,
             first_token_ms=None if end.first_token_seconds is None else round(end.first_token_seconds * 1000, 1),
             decode_seconds=round(end.decode_seconds, 3),
+            queue_seconds=round(end.queue_seconds, 3),
+        )
+
+    async def ChoiceProbabilities(
+        self, request: llm_pb2.ChoiceProbabilitiesRequest, context: grpc.aio.ServicerContext
+    ) -> llm_pb2.ChoiceProbabilitiesResponse:
+        messages = [ChatMessage(m.role, m.content) for m in request.messages]
+        probabilities, prompt_tokens = await asyncio.to_thread(
+            self.engine.choice_probabilities, messages, list(request.choices)
+        )
+        return llm_pb2.ChoiceProbabilitiesResponse(
+            probabilities=probabilities, model=self.engine.name, prompt_tokens=prompt_tokens
         )
 
     # -- model control -----------------------------------------------------
 
     async def Preload(self, request: llm_pb2.PreloadRequest, context: grpc.aio.ServicerContext):
         result = await asyncio.to_thread(self.engine.preload)
-        return llm_pb2.PreloadResponse(model=result.model, load_seconds=result.load_seconds,
-                                       already_loaded=result.already_loaded)
+        return llm_pb2.PreloadResponse(
+            model=result.model, load_seconds=result.load_seconds, already_loaded=result.already_loaded
+        )
 
     async def Unload(self, request: llm_pb2.UnloadRequest, context: grpc.aio.ServicerContext):
         # Health deliberately stays SERVING (see the module docstring).
@@ -216,8 +289,9 @@ class LlmServicer(ModelServicer, llm_pb2_grpc.LlmServicer):
 
     async def ModelStatus(self, request: llm_pb2.ModelStatusRequest, context: grpc.aio.ServicerContext):
         status = self.engine.status()
-        return llm_pb2.ModelStatusResponse(state=_STATES[status.state], model=status.model,
-                                           device=status.device, context_length=status.context_length)
+        return llm_pb2.ModelStatusResponse(
+            state=_STATES[status.state], model=status.model, device=status.device, context_length=status.context_length
+        )
 
 
 def _usage(end: GenerationEnd) -> llm_pb2.Usage:

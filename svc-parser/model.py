@@ -47,9 +47,7 @@ class PdfParser:
         if not data:
             raise InvalidArgument("empty PDF: the request carried no bytes")
         if len(data) > self.max_bytes:
-            raise InvalidArgument(
-                f"PDF too large: {len(data)} bytes, the limit is {self.max_bytes} bytes"
-            )
+            raise InvalidArgument(f"PDF too large: {len(data)} bytes, the limit is {self.max_bytes} bytes")
         if b"%PDF-" not in data[:_HEADER_WINDOW]:
             raise InvalidArgument("not a PDF: no %PDF- header in the first 1024 bytes")
         if not _ends_with_eof_marker(data):
@@ -58,7 +56,7 @@ class PdfParser:
     def _parse(self, data: bytes, limit: int) -> ParsedPdf:
         try:
             doc = pymupdf.open(stream=data, filetype="pdf")
-        except Exception as exc:  # noqa: BLE001 - MuPDF raises several types for bad files
+        except Exception as exc:
             raise InvalidArgument(f"corrupt PDF: {exc}") from exc
         with doc:
             if doc.needs_pass:
@@ -76,7 +74,7 @@ class PdfParser:
             for index in range(min(doc.page_count, limit)):
                 try:
                     text = doc.load_page(index).get_text("text")
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     raise InvalidArgument(f"corrupt PDF: page {index + 1} cannot be read ({exc})") from exc
                 result.pages.append((index + 1, text.strip()))
             result.has_text = any(text for _, text in result.pages)
@@ -89,7 +87,7 @@ def _ends_with_eof_marker(data: bytes) -> bool:
     """The last %%EOF is followed by nothing but padding. MuPDF silently repairs a cut-off
     file and returns part of its text; a cut-off upload must be refused instead."""
     end = data.rfind(b"%%EOF")
-    return end >= 0 and not data[end + len(b"%%EOF"):].strip(_PADDING)
+    return end >= 0 and not data[end + len(b"%%EOF") :].strip(_PADDING)
 
 
 def sample_pdf(pages: list[str], title: str = "", author: str = "") -> bytes:

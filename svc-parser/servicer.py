@@ -7,13 +7,13 @@ import asyncio
 import grpc
 
 from aiworker.parser.v1 import parser_pb2, parser_pb2_grpc
-from svc_runtime.device import resolve_device
-from svc_runtime.server import ModelServicer
 from svc_parser.model import PdfParser, sample_pdf
 from svc_parser.settings import ParserSettings
+from svc_runtime.device import resolve_device
+from svc_runtime.server import ServicerBase
 
 
-class ParserServicer(ModelServicer, parser_pb2_grpc.ParserServicer):
+class ParserServicer(ServicerBase, parser_pb2_grpc.ParserServicer):
     service_name = parser_pb2.DESCRIPTOR.services_by_name["Parser"].full_name
 
     def __init__(self, settings: ParserSettings) -> None:
@@ -33,8 +33,10 @@ class ParserServicer(ModelServicer, parser_pb2_grpc.ParserServicer):
         return parser_pb2.ParsePdfResponse(
             pages=[parser_pb2.Page(number=n, text=t) for n, t in parsed.pages],
             metadata=parser_pb2.PdfMetadata(
-                title=parsed.title, author=parsed.author,
-                page_count=parsed.page_count, encrypted=parsed.encrypted,
+                title=parsed.title,
+                author=parsed.author,
+                page_count=parsed.page_count,
+                encrypted=parsed.encrypted,
             ),
             has_text=parsed.has_text,
             truncated=parsed.truncated,

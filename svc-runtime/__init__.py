@@ -10,14 +10,14 @@ from svc_runtime.errors import (
     ServiceError,
     Unavailable,
 )
-from svc_runtime.server import ModelServicer, ServiceServer, create_server, serve
+from svc_runtime.server import ServicerBase, ServiceServer, create_server, serve
 from svc_runtime.settings import ServiceSettings
 
 __all__ = [
     "DeadlineExceeded",
     "FailedPrecondition",
     "InvalidArgument",
-    "ModelServicer",
+    "ServicerBase",
     "NotFound",
     "ResourceExhausted",
     "ServiceError",

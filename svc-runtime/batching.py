@@ -3,16 +3,26 @@ one call of a synchronous batch function (e.g. `model.encode`), and each caller
 gets back exactly its own results, in order.
 
     batcher = DynamicBatcher(model.encode_batch, max_batch_size=64, max_queue_delay_ms=5,
-                             max_queued_items=4096, metrics=servicer.metrics)
+                             max_queued_items=4096, metrics=servicer.metrics,
+                             cost=lambda text: text.tokens, max_batch_cost=8192)
     results = await batcher.submit(texts)      # one caller; len(results) == len(texts)
 
-How a batch forms: a background task waits for the first queued request, then
-for up to `max_queue_delay_ms` (counted from that request's arrival) or until
-`max_batch_size` items wait, whichever comes first. It then takes whole requests
-from the head of the queue (first come, first served) while they fit. A request
-is never split across batches, except one that alone holds more than
-`max_batch_size` items: that one runs alone, in chunks, and its results are
-reassembled. The batch function runs off the event loop, in a dedicated
+How a batch forms (as TEI's and Triton's batchers do, without idle waiting):
+when the model is idle, a request runs at once, with whatever else is queued at
+that moment. Requests arriving while a batch computes queue up and form the
+next batch, which starts as soon as the model is free. Only a batch whose first
+request arrived while the model was busy may then wait, up to
+`max_queue_delay_ms` counted from that request's arrival, for company (or until
+it is full); a request that finds the model idle never waits for company.
+
+A batch is bounded by `max_batch_size` items and, with a `cost` function (e.g.
+tokens per text), by `max_batch_cost` (TEI's max_batch_tokens). It takes whole
+requests from the head of the queue (first come, first served) while they fit.
+A request is never split across batches, except one that alone exceeds a
+bound: that one runs alone, in chunks within the bounds, and its results are
+reassembled. With `cost`, the batch function gets the batch's items sorted by
+cost (so a function that pads per chunk pads little); results are put back in
+each caller's order. The batch function runs off the event loop, in a dedicated
 single-thread executor, so one batch computes at a time and the loop keeps
 accepting calls; while it computes, the next batch gathers.
 
@@ -24,6 +34,8 @@ of the batch being computed do not count as waiting.
 Failure and cancellation: an exception from the batch function fails only the
 callers whose items were in that batch. A caller that is cancelled while waiting
 (e.g. its RPC was cancelled) leaves the queue at once and is never computed.
+`run_exclusive(fn)` runs a function on the batch thread between batches (e.g.
+unloading the model).
 """
 
 from __future__ import annotations
@@ -31,9 +43,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Generic, Sequence, TypeVar
+from typing import Generic, TypeVar
 
 from prometheus_client import Gauge
 
@@ -47,23 +60,33 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+BATCH_COST_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
 
 
 @dataclass(eq=False)
 class _Request(Generic[T, R]):
     items: Sequence[T]
     future: asyncio.Future
+    cost: int = 0
+    arrived_busy: bool = False  # the model was computing when it arrived
     enqueued: float = field(default_factory=time.perf_counter)
 
 
 class _BatchMetrics:
-    """Batch size (items), queue time and compute time (seconds) in the service's registry."""
+    """Batch size (items), cost, queue time and compute time (seconds) in the service's registry."""
 
-    def __init__(self, metrics: ServiceMetrics, prefix: str) -> None:
+    def __init__(self, metrics: ServiceMetrics, prefix: str, with_cost: bool) -> None:
         self.service = metrics.service
         self.size = metrics.histogram(
             f"{prefix}_size", "items per batch handed to the batch function", BATCH_SIZE_BUCKETS
         ).labels(self.service)
+        self.cost = (
+            metrics.histogram(
+                f"{prefix}_cost", "cost (e.g. tokens) per batch handed to the batch function", BATCH_COST_BUCKETS
+            ).labels(self.service)
+            if with_cost
+            else None
+        )
         self.queue = metrics.histogram(
             f"{prefix}_queue_seconds", "time a request waited before its batch started", LATENCY_BUCKETS
         ).labels(self.service)
@@ -79,7 +102,8 @@ class DynamicBatcher(Generic[T, R]):
     """Gathers concurrent `submit()` calls into batches for `batch_fn`.
 
     `batch_fn(items) -> results` is synchronous, is given at most
-    `max_batch_size` items and must return exactly one result per item, in
+    `max_batch_size` items (of total cost at most `max_batch_cost`, when a
+    `cost` function is given) and must return exactly one result per item, in
     order. Create and use the batcher inside one running event loop.
     """
 
@@ -90,6 +114,8 @@ class DynamicBatcher(Generic[T, R]):
         max_batch_size: int,
         max_queue_delay_ms: float,
         max_queued_items: int,
+        cost: Callable[[T], int] | None = None,
+        max_batch_cost: int | None = None,
         metrics: ServiceMetrics | None = None,
         metric_prefix: str = "aiworker_batch",
         name: str = "batcher",
@@ -100,18 +126,26 @@ class DynamicBatcher(Generic[T, R]):
             raise ValueError("max_queue_delay_ms must not be negative")
         if max_queued_items < 1:
             raise ValueError("max_queued_items must be at least 1")
+        if (cost is None) != (max_batch_cost is None):
+            raise ValueError("cost and max_batch_cost go together")
+        if max_batch_cost is not None and max_batch_cost < 1:
+            raise ValueError("max_batch_cost must be at least 1")
         self.batch_fn = batch_fn
         self.max_batch_size = max_batch_size
         self.max_queue_delay = max_queue_delay_ms / 1000.0
         self.max_queued_items = max_queued_items
+        self.cost = cost
+        self.max_batch_cost = max_batch_cost
         self.name = name
-        self._metrics = _BatchMetrics(metrics, metric_prefix) if metrics is not None else None
+        self._metrics = _BatchMetrics(metrics, metric_prefix, cost is not None) if metrics is not None else None
         self._queue: collections.deque[_Request[T, R]] = collections.deque()
         self._queued_items = 0
+        self._queued_cost = 0
         self._arrived = asyncio.Event()
         self._executor: ThreadPoolExecutor | None = None
         self._worker: asyncio.Task | None = None
         self._running: list[_Request[T, R]] = []  # the batch being computed
+        self._busy = False  # the batch function is running
         self._closed = False
 
     # -- caller side -------------------------------------------------------
@@ -134,8 +168,11 @@ class DynamicBatcher(Generic[T, R]):
                 f"the bound is {self.max_queued_items}; retry later"
             )
         self._ensure_worker()
-        request: _Request[T, R] = _Request(items, asyncio.get_running_loop().create_future())
+        cost = sum(self.cost(item) for item in items) if self.cost is not None else 0
+        future = asyncio.get_running_loop().create_future()
+        request: _Request[T, R] = _Request(items, future, cost, self._busy)
         self._queue.append(request)
+        self._queued_cost += cost
         self._set_queued(self._queued_items + len(items))
         self._arrived.set()
         try:
@@ -144,12 +181,21 @@ class DynamicBatcher(Generic[T, R]):
             self._drop(request)
             raise
 
+    async def run_exclusive(self, fn: Callable[[], R]) -> R:
+        """Runs `fn` on the batch thread, between two batches."""
+        self._ensure_worker()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
     def _drop(self, request: _Request[T, R]) -> None:
         """Removes a cancelled caller that is still waiting."""
         try:
             self._queue.remove(request)
         except ValueError:
             return  # already taken into a batch; its result is discarded
+        self._dequeued(request)
+
+    def _dequeued(self, request: _Request[T, R]) -> None:
+        self._queued_cost -= request.cost
         self._set_queued(self._queued_items - len(request.items))
 
     def _set_queued(self, value: int) -> None:
@@ -160,9 +206,9 @@ class DynamicBatcher(Generic[T, R]):
     # -- lifecycle ---------------------------------------------------------
 
     def _ensure_worker(self) -> None:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
         if self._worker is None or self._worker.done():
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
             self._worker = asyncio.get_running_loop().create_task(self._run(), name=f"{self.name}-worker")
 
     async def close(self) -> None:
@@ -180,6 +226,7 @@ class DynamicBatcher(Generic[T, R]):
             _fail(request, stopped)
         self._queue.clear()
         self._running = []
+        self._queued_cost = 0
         self._set_queued(0)
         if self._executor is not None:
             # A batch still computing finishes on its own thread; the loop does not wait for it.
@@ -195,57 +242,69 @@ class DynamicBatcher(Generic[T, R]):
                 await self._arrived.wait()
                 continue
             try:
-                await self._gather()
+                if self._queue[0].arrived_busy:
+                    await self._gather()
                 self._running = self._take()
                 if self._running:
+                    self._busy = True
                     await self._process(self._running)
-            except Exception as exc:  # noqa: BLE001 - a bug here must not hang the callers
+            except Exception as exc:
                 log.error("batcher_error", batcher=self.name, exc_info=exc)
                 for request in self._running:
                     _fail(request, exc)
             finally:
                 self._running = []
+                self._busy = False
+
+    def _full(self) -> bool:
+        if self._queued_items >= self.max_batch_size:
+            return True
+        return self.max_batch_cost is not None and self._queued_cost >= self.max_batch_cost
 
     async def _gather(self) -> None:
-        """Waits until max_batch_size items wait or the head request has waited
-        max_queue_delay, whichever is first."""
+        """For a batch that formed while the model was busy: waits until it is full
+        or its first request has waited max_queue_delay, whichever is first."""
         deadline = self._queue[0].enqueued + self.max_queue_delay
-        while self._queue and self._queued_items < self.max_batch_size:
+        while self._queue and not self._full():
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 return
             self._arrived.clear()
             try:
                 await asyncio.wait_for(self._arrived.wait(), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return
 
     def _take(self) -> list[_Request[T, R]]:
         """Whole requests from the head while they fit (at least one)."""
         batch: list[_Request[T, R]] = []
-        size = 0
+        size = cost = 0
         while self._queue:
             head = self._queue[0]
             if head.future.done():  # cancelled between its drop and now
                 self._queue.popleft()
-                self._set_queued(self._queued_items - len(head.items))
+                self._dequeued(head)
                 continue
-            if batch and size + len(head.items) > self.max_batch_size:
+            if batch and (size + len(head.items) > self.max_batch_size or not self._cost_fits(cost + head.cost)):
                 break
             self._queue.popleft()
-            self._set_queued(self._queued_items - len(head.items))
+            self._dequeued(head)
             batch.append(head)
             size += len(head.items)
-            if size >= self.max_batch_size:
+            cost += head.cost
+            if size >= self.max_batch_size or (self.max_batch_cost is not None and cost >= self.max_batch_cost):
                 break
         return batch
+
+    def _cost_fits(self, cost: int) -> bool:
+        return self.max_batch_cost is None or cost <= self.max_batch_cost
 
     async def _process(self, batch: list[_Request[T, R]]) -> None:
         started = time.perf_counter()
         if self._metrics is not None:
             for request in batch:
                 self._metrics.queue.observe(started - request.enqueued)
-        if len(batch) == 1 and len(batch[0].items) > self.max_batch_size:
+        if len(batch) == 1 and (len(batch[0].items) > self.max_batch_size or not self._cost_fits(batch[0].cost)):
             await self._process_chunked(batch[0])
             return
         items: list[T] = [item for request in batch for item in request.items]
@@ -259,35 +318,71 @@ class DynamicBatcher(Generic[T, R]):
         offset = 0
         for request in batch:
             count = len(request.items)
-            _resolve(request, list(results[offset:offset + count]))
+            _resolve(request, list(results[offset : offset + count]))
             offset += count
 
     async def _process_chunked(self, request: _Request[T, R]) -> None:
+        items = list(request.items)
+        order = self._by_cost(items)
+        arranged = items if order is None else [items[i] for i in order]
         results: list[R] = []
-        for start in range(0, len(request.items), self.max_batch_size):
+        for chunk in self._chunks(arranged):
             if request.future.done():  # the caller went away: stop computing for it
                 return
             try:
-                results.extend(await self._call(list(request.items[start:start + self.max_batch_size])))
+                results.extend(await self._call(chunk))
             except Exception as exc:  # noqa: BLE001
-                log.warning("batch_failed", batcher=self.name, items=len(request.items), callers=1,
-                            error=repr(exc))
+                log.warning("batch_failed", batcher=self.name, items=len(request.items), callers=1, error=repr(exc))
                 _fail(request, exc)
                 return
-        _resolve(request, results)
+        _resolve(request, results if order is None else _restore(results, order))
+
+    def _chunks(self, items: Sequence[T]) -> list[list[T]]:
+        """Consecutive runs of items within both bounds (an item over the cost bound alone is a chunk)."""
+        chunks: list[list[T]] = [[]]
+        cost = 0
+        for item in items:
+            item_cost = self.cost(item) if self.cost is not None else 0
+            if chunks[-1] and (len(chunks[-1]) >= self.max_batch_size or not self._cost_fits(cost + item_cost)):
+                chunks.append([])
+                cost = 0
+            chunks[-1].append(item)
+            cost += item_cost
+        return chunks
 
     async def _call(self, items: list[T]) -> Sequence[R]:
+        """The batch function on the batch thread; with a cost function, on the items
+        sorted by cost (results returned in the items' order)."""
+        order = self._by_cost(items)
+        arranged = items if order is None else [items[i] for i in order]
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
-            results = await loop.run_in_executor(self._executor, self.batch_fn, items)
+            results = await loop.run_in_executor(self._executor, self.batch_fn, arranged)
         finally:
             if self._metrics is not None:
                 self._metrics.size.observe(len(items))
+                if self._metrics.cost is not None:
+                    self._metrics.cost.observe(sum(self.cost(item) for item in items))
                 self._metrics.compute.observe(time.perf_counter() - started)
         if len(results) != len(items):
             raise RuntimeError(f"batch function returned {len(results)} results for {len(items)} items")
-        return results
+        return results if order is None else _restore(results, order)
+
+    def _by_cost(self, items: Sequence[T]) -> list[int] | None:
+        """Indexes of `items` by ascending cost (None without a cost function)."""
+        if self.cost is None:
+            return None
+        cost = self.cost
+        return sorted(range(len(items)), key=lambda i: cost(items[i]))
+
+
+def _restore(results: Sequence[R], order: list[int]) -> list[R]:
+    """Results computed for items in `order` → results in the items' own order."""
+    restored: list[R] = [None] * len(order)  # type: ignore[list-item]
+    for position, index in enumerate(order):
+        restored[index] = results[position]
+    return restored
 
 
 def _resolve(request: _Request, results: list) -> None:

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Sequence, TypeVar
+from collections.abc import Sequence
+from typing import TypeVar
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, CliApp, SettingsConfigDict
@@ -29,6 +30,7 @@ def settings_from_cli(settings_cls: type[S], argv: Sequence[str] | None, prog: s
         return CliApp.run(_Cli, cli_args=list(argv) if argv is not None else None)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors())
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
+        )
         print(f"{prog}: invalid settings: {problems}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -4,7 +4,7 @@ is a start-up error; auto falls back to CPU with a warning."""
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from svc_runtime.errors import StartupError
 from svc_runtime.logs import get_logger
@@ -21,8 +21,9 @@ def torch_cuda_device_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def resolve_device(requested: str, *, cuda_capable: bool = True,
-                   cuda_device_count: Callable[[], int] = torch_cuda_device_count) -> str:
+def resolve_device(
+    requested: str, *, cuda_capable: bool = True, cuda_device_count: Callable[[], int] = torch_cuda_device_count
+) -> str:
     """Returns a concrete device string ('cpu', 'cuda:0', ...).
 
     `cuda_capable=False` is for services whose library only runs on the CPU

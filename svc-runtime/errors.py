@@ -30,8 +30,21 @@ class TooLarge(InvalidArgument):
     http_status = 413
 
 
+class MalformedRequest(InvalidArgument):
+    """A request whose shape is wrong (a missing field, a wrong type): INVALID_ARGUMENT on
+    gRPC, 422 over HTTP like the gateway's other request validation."""
+
+    http_status = 422
+
+
 class NotFound(ServiceError):
     code = grpc.StatusCode.NOT_FOUND
+
+
+class Gone(NotFound):
+    """It existed and is no longer kept (e.g. an expired result): NOT_FOUND on gRPC, 410 over HTTP."""
+
+    http_status = 410
 
 
 class ResourceExhausted(ServiceError):

@@ -10,7 +10,8 @@ import asyncio
 import inspect
 import time
 import uuid
-from typing import Any, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
 import structlog
@@ -49,7 +50,7 @@ class _Call:
         self.code = grpc.StatusCode.OK
         self.started = time.perf_counter()
 
-    def __enter__(self) -> "_Call":
+    def __enter__(self) -> _Call:
         self._tokens = structlog.contextvars.bind_contextvars(**self.bound, method=self.method)
         self.metrics.in_flight.inc()
         return self
@@ -103,8 +104,15 @@ def _decoder(deserializer: Callable | None, method: str) -> Callable[[Any], Any]
     return decode
 
 
-def _wrap_unary(behavior: Callable, decode: Callable, metrics: ServiceMetrics, method: str,
-                bound: dict[str, str], trailing: tuple[tuple[str, str], ...], access_log: bool) -> Callable:
+def _wrap_unary(
+    behavior: Callable,
+    decode: Callable,
+    metrics: ServiceMetrics,
+    method: str,
+    bound: dict[str, str],
+    trailing: tuple[tuple[str, str], ...],
+    access_log: bool,
+) -> Callable:
     async def handler(raw: Any, context: grpc.aio.ServicerContext) -> Any:
         context.set_trailing_metadata(trailing)
         with _Call(metrics, method, bound, access_log) as call:
@@ -125,8 +133,15 @@ def _wrap_unary(behavior: Callable, decode: Callable, metrics: ServiceMetrics, m
     return handler
 
 
-def _wrap_stream(behavior: Callable, decode: Callable, metrics: ServiceMetrics, method: str,
-                 bound: dict[str, str], trailing: tuple[tuple[str, str], ...], access_log: bool) -> Callable:
+def _wrap_stream(
+    behavior: Callable,
+    decode: Callable,
+    metrics: ServiceMetrics,
+    method: str,
+    bound: dict[str, str],
+    trailing: tuple[tuple[str, str], ...],
+    access_log: bool,
+) -> Callable:
     async def handler(raw: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         context.set_trailing_metadata(trailing)
         with _Call(metrics, method, bound, access_log) as call:
@@ -176,8 +191,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream, decode, self.metrics, method, bound, self.trailing,
-                             self.access_log),
+                _wrap_stream(handler.unary_stream, decode, self.metrics, method, bound, self.trailing, self.access_log),
                 response_serializer=handler.response_serializer,
             )
         return handler  # streaming-request methods (reflection) pass through untouched

@@ -8,6 +8,8 @@ import sys
 
 import structlog
 
+from svc_runtime import tracing
+
 _configured = False
 
 
@@ -30,6 +32,7 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         raise ValueError(f"unknown log level {level!r}")
     shared = [
         structlog.contextvars.merge_contextvars,
+        _add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
@@ -45,8 +48,11 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             # format_exc_info: a library's log.exception() shows its traceback, not a tuple's repr.
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                        structlog.processors.format_exc_info, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         )
     )
@@ -54,6 +60,15 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     root.handlers[:] = [handler]
     root.setLevel(numeric_level)
     _configured = True
+
+
+def _add_trace_ids(logger: object, method: str, event: dict) -> dict:
+    """trace_id and span_id of the current span on every line, while tracing is on."""
+    ids = tracing.current_ids()
+    if ids is not None:
+        event.setdefault("trace_id", ids[0])
+        event.setdefault("span_id", ids[1])
+    return event
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:

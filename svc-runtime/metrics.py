@@ -4,6 +4,7 @@ may share a process in tests), served on the service's metrics port."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -18,23 +19,31 @@ class ServiceMetrics:
     def __post_init__(self) -> None:
         labels = ("service", "method")
         self.requests = Counter(
-            "aiworker_grpc_requests", "RPCs handled, by method and status code",
-            (*labels, "code"), registry=self.registry,
+            "aiworker_grpc_requests",
+            "RPCs handled, by method and status code",
+            (*labels, "code"),
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "aiworker_grpc_latency_seconds", "RPC latency", labels,
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            "aiworker_grpc_latency_seconds",
+            "RPC latency",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.in_flight = Gauge("aiworker_grpc_in_flight", "RPCs in progress", labels, registry=self.registry)
         self.device_info = Gauge(
-            "aiworker_service_device", "1 for the device the model runs on", ("service", "device"),
+            "aiworker_service_device",
+            "1 for the device the model runs on",
+            ("service", "device"),
             registry=self.registry,
         )
-        self.ready = Gauge("aiworker_service_ready", "1 when the model is loaded and warm", ("service",),
-                           registry=self.registry)
+        self.ready = Gauge(
+            "aiworker_service_ready", "1 when the model is loaded and warm", ("service",), registry=self.registry
+        )
         self._methods: dict[str, MethodMetrics] = {}
 
-    def for_method(self, method: str) -> "MethodMetrics":
+    def for_method(self, method: str) -> MethodMetrics:
         """The labelled series of one method, looked up once (labels() costs a lock per call)."""
         cached = self._methods.get(method)
         if cached is None:
@@ -47,14 +56,31 @@ class ServiceMetrics:
 
     def serve(self, host: str, port: int) -> int:
         """Starts the /metrics HTTP endpoint; returns the bound port (port 0 = any)."""
+        self._endpoint = MetricsEndpoint(self.registry)
+        return self._endpoint.serve(host, port)
+
+    def close(self) -> None:
+        endpoint = getattr(self, "_endpoint", None)
+        if endpoint is not None:
+            endpoint.close()
+
+
+class MetricsEndpoint:
+    """prometheus_client's /metrics HTTP server of one registry, started and stopped."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self._http: Any = None
+
+    def serve(self, host: str, port: int) -> int:
+        """Returns the bound port (port 0 = any)."""
         self._http, _thread = start_http_server(port, addr=host, registry=self.registry)
         return self._http.server_port
 
     def close(self) -> None:
-        http = getattr(self, "_http", None)
-        if http is not None:
-            http.shutdown()
-            http.server_close()
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
             self._http = None
 
 
@@ -68,7 +94,7 @@ class MethodMetrics:
         self._labels = (metrics.service, method)
         self._by_code: dict[str, object] = {}
 
-    def requests(self, code: str):  # noqa: ANN201 - a prometheus_client Counter child
+    def requests(self, code: str):
         child = self._by_code.get(code)
         if child is None:
             child = self._by_code[code] = self._requests.labels(*self._labels, code)

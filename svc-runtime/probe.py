@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -21,7 +21,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         with grpc.insecure_channel(args.addr) as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout)
+                health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout
+            )
     except grpc.RpcError as exc:
         print(f"{args.addr} {args.service or '(process)'}: {exc.code().name}: {exc.details()}", file=sys.stderr)
         sys.exit(1)

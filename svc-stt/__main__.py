@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 from svc_runtime.cli import settings_from_cli
 from svc_runtime.server import serve

@@ -40,13 +40,15 @@ def decode_audio(data: bytes, max_bytes: int, max_seconds: float) -> np.ndarray:
         with container:
             if not container.streams.audio:
                 kinds = sorted({s.type for s in container.streams}) or ["none"]
-                raise InvalidArgument(f"not audio: the {container.format.name} file has no audio stream "
-                                      f"(streams: {', '.join(kinds)})")
+                raise InvalidArgument(
+                    f"not audio: the {container.format.name} file has no audio stream (streams: {', '.join(kinds)})"
+                )
             declared = container.duration / av.time_base if container.duration else None
             samples, skipped = _decode_first_audio_stream(container, max_seconds, declared)
     except av.FFmpegError as exc:
-        raise InvalidArgument(f"corrupt audio: decoding the {container.format.name} file failed "
-                              f"({_reason(exc)})") from exc
+        raise InvalidArgument(
+            f"corrupt audio: decoding the {container.format.name} file failed ({_reason(exc)})"
+        ) from exc
     finally:
         # PyAV's resampler graph is freed only by the cycle collector (faster-whisper #390).
         gc.collect()

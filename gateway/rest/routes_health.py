@@ -6,7 +6,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from gateway.health import SERVICE_NAMES
+from gateway.rest.errors import error_responses
+from svc_runtime.catalogue import SERVICES
 from svc_runtime.errors import NotFound
 
 router = APIRouter(tags=["health"])
@@ -17,7 +18,10 @@ async def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+NOT_READY = {503: {"description": "not ready: the same body, naming the parts that are not (`not_ready`)"}}
+
+
+@router.get("/readyz", responses=NOT_READY)
 async def readyz(request: Request) -> JSONResponse:
     readiness = await request.app.state.health.readiness()
     body = readiness.as_dict()
@@ -26,11 +30,11 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=200 if readiness.ready else 503)
 
 
-@router.get("/health/{part}")
+@router.get("/health/{part}", responses={**NOT_READY, **error_responses(404)})
 async def health_of(part: str, request: Request) -> JSONResponse:
     """One part: a service name (parser, embedder, llm, stt), redis, postgres or workers."""
     aggregator = request.app.state.health
-    if part in SERVICE_NAMES:
+    if part in SERVICES:
         results = [await aggregator.check_service(part)]
     elif part == "redis":
         results = [await aggregator.check_redis()]
@@ -39,9 +43,22 @@ async def health_of(part: str, request: Request) -> JSONResponse:
     elif part == "workers":
         results = await aggregator.check_workers()
     else:
-        raise NotFound(f"unknown part {part!r}; known: {', '.join([*SERVICE_NAMES, 'redis', 'postgres', 'workers'])}")
+        raise NotFound(f"unknown part {part!r}; known: {', '.join([*SERVICES, 'redis', 'postgres', 'workers'])}")
     ready = all(r.ready for r in results)
-    return JSONResponse({"ready": ready, "parts": {r.name: {"status": r.status, "ready": r.ready, "device": r.device,
-                                                             "detail": r.detail, "latency_ms": r.latency_ms}
-                                                    for r in results}},
-                        status_code=200 if ready else 503)
+    return JSONResponse(
+        {
+            "ready": ready,
+            "parts": {
+                r.name: {
+                    "status": r.status,
+                    "ready": r.ready,
+                    "device": r.device,
+                    "detail": r.detail,
+                    "latency_ms": r.latency_ms,
+                    **({"replicas": r.replicas} if r.replicas else {}),
+                }
+                for r in results
+            },
+        },
+        status_code=200 if ready else 503,
+    )

@@ -1,8 +1,9 @@
-"""Request and response bodies of the REST API (seed 004's shapes)."""
+"""Request and response bodies of the REST API. The task-chain shapes keep
+seed 004's field names byte for byte (`/api/v1/tasks/...`)."""
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -18,8 +19,9 @@ class Envelope(BaseModel, Generic[T]):
 
 class AiPipelineRequest(AiPipelineInput):  # the pipeline's own checks, so bad text or options are a 422 here
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, description="text to process")
-    options: dict[str, Any] = Field(default_factory=dict,
-                                    description='e.g. {"task": "summarize" | "keywords" | "sentiment"}')
+    options: dict[str, Any] = Field(
+        default_factory=dict, description='e.g. {"task": "summarize" | "keywords" | "sentiment"}'
+    )
     priority: int = Field(5, ge=0, le=9, description="0–9, 9 most urgent")
 
 
@@ -32,7 +34,7 @@ class Submitted(BaseModel):
     task_ids: list[str]
 
 
-class SeedTask(BaseModel):
+class ChainTask(BaseModel):
     task_id: str
     status: str
     task_name: str
@@ -43,7 +45,7 @@ class SeedTask(BaseModel):
     error_type: str | None = None
 
 
-class SeedPipelineStatus(BaseModel):
+class TaskChainStatus(BaseModel):
     pipeline_id: str
     pipeline: str
     overall_state: str
@@ -51,7 +53,7 @@ class SeedPipelineStatus(BaseModel):
     completed_steps: int
     progress: float
     message: str | None = None
-    tasks: list[SeedTask]
+    tasks: list[ChainTask]
 
 
 class Cancelled(BaseModel):
@@ -61,5 +63,75 @@ class Cancelled(BaseModel):
     terminated: bool
 
 
-class PreloadRequest(BaseModel):
-    priority: int = Field(8, ge=0, le=9)
+class StageType(BaseModel):
+    task_name: str
+    queue: str
+
+
+class FileField(BaseModel):
+    field: str
+    description: str
+
+
+class PipelineType(BaseModel):
+    """A registered pipeline: what to send to `POST /api/v1/pipelines/{name}`."""
+
+    name: str
+    slug: str = Field(description="the name as URLs and the CLI spell it")
+    description: str
+    stages: list[StageType]
+    files: list[FileField] = Field(description="multipart file fields it needs")
+    input_schema: dict[str, Any] = Field(description="JSON schema of its input fields (files excluded)")
+    default_priority: int
+    default_seconds: float
+
+
+class PipelineResultBody(BaseModel):
+    pipeline_id: str
+    pipeline: str
+    task_id: str = Field(description="the final stage's task")
+    result: Any = Field(description="the final stage's result, whole (the status shows a summary)")
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND, FAILED_PRECONDITION, GONE, …")
+    message: str = Field(description="what is wrong, for people")
+    details: list[ErrorDetail] | None = None
+
+
+class ErrorBody(BaseModel):
+    success: bool = False
+    error: ErrorInfo
+
+
+class SearchRequest(BaseModel):
+    query: str = Field(min_length=1, max_length=2000, description="what to look for, in words")
+    k: int = Field(5, ge=1, le=100, description="how many chunks")
+    document_ids: list[str] | None = Field(None, max_length=1000, description="only within these documents")
+    kind: Literal["resume", "document"] | None = Field(None, description="only documents of this kind")
+
+
+class SearchHit(BaseModel):
+    document_id: str
+    kind: str
+    filename: str
+    title: str
+    chunk_index: int
+    page: int
+    text: str
+    score: float = Field(description="cosine similarity to the query (1 = the same direction)")
+
+
+class SearchTimings(BaseModel):
+    embed_ms: float = Field(description="embedding the query (svc-embedder)")
+    search_ms: float = Field(description="finding the nearest chunks (PostgreSQL)")
+
+
+class SearchResults(BaseModel):
+    results: list[SearchHit]
+    took: SearchTimings

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
+from collections.abc import Sequence
 
 from orchestrator.db.migrate import upgrade
 from orchestrator.settings import OrchestratorSettings
@@ -14,8 +14,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("command", choices=["upgrade"])
     parser.add_argument("--database-url", help="default: AIWORKER_DATABASE_URL")
     args = parser.parse_args(argv)
-    url = args.database_url or OrchestratorSettings().database_url
-    upgrade(url)
+    settings = OrchestratorSettings()
+    url = args.database_url or settings.database_url
+    upgrade(url, embedding_dimension=settings.embedding_dimension)
     print(f"database at head: {url.rsplit('@', 1)[-1]}")
 
 

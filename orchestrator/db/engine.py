@@ -2,13 +2,25 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
-from sqlalchemy import Engine, create_engine
+import sqlalchemy
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 _engines: dict[tuple[int, str], Engine] = {}
+# A server gone silent (a cut link) must fail a call in seconds, not after TCP's retransmission
+# timeout (~15 min): libpq's keepalives, and a cap on how long sent data may stay unacknowledged.
+# Both are ignored on Unix-domain sockets.
+CONNECT_ARGS = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 20_000,
+}
 _lock = threading.Lock()
 
 
@@ -18,9 +30,12 @@ def engine_for(url: str) -> Engine:
     with _lock:
         engine = _engines.get(key)
         if engine is None:
-            engine = create_engine(
-                url, pool_pre_ping=True, pool_size=5, max_overflow=5,
-                connect_args={"connect_timeout": 5},
+            engine = sqlalchemy.create_engine(  # looked up now: tracing may have instrumented it
+                url,
+                pool_pre_ping=True,
+                pool_size=5,
+                max_overflow=5,
+                connect_args=CONNECT_ARGS,
             )
             _engines[key] = engine
         return engine

@@ -15,5 +15,8 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+def upgrade(database_url: str, revision: str = "head", embedding_dimension: int = 384) -> None:
+    """`embedding_dimension`: of the chunk vectors' column (the embedder's; fixed once migrated)."""
+    config = alembic_config(database_url)
+    config.attributes["embedding_dimension"] = embedding_dimension
+    command.upgrade(config, revision)

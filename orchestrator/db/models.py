@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import REAL, DateTime, ForeignKey, Integer, String, Text, func
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, func
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -28,8 +29,9 @@ class Document(Base):
     pipeline_id: Mapped[str] = mapped_column(String(64), index=True, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
-    chunks: Mapped[list["Chunk"]] = relationship(back_populates="document", cascade="all, delete-orphan",
-                                                 order_by="Chunk.index")
+    chunks: Mapped[list[Chunk]] = relationship(
+        back_populates="document", cascade="all, delete-orphan", order_by="Chunk.index"
+    )
 
 
 class Chunk(Base):
@@ -40,6 +42,7 @@ class Chunk(Base):
     index: Mapped[int] = mapped_column(Integer)
     page: Mapped[int] = mapped_column(Integer, default=0)
     text: Mapped[str] = mapped_column(Text)
-    embedding: Mapped[list[float]] = mapped_column(ARRAY(REAL))
+    # vector(embedding_dimension), HNSW-indexed for cosine distance (migration 0005)
+    embedding: Mapped[list[float]] = mapped_column(Vector())
 
     document: Mapped[Document] = relationship(back_populates="chunks")

@@ -1,6 +1,3 @@
-"""Task modules, one per pipeline namespace; importing this package registers
-every task with the current Celery app."""
-
-from orchestrator.tasks import ai_pipeline, document_pipeline, interview, maintenance, resume_pipeline
-
-__all__ = ["ai_pipeline", "document_pipeline", "interview", "maintenance", "resume_pipeline"]
+"""Task modules, one per pipeline namespace. Each declares its tasks with
+orchestrator.declarations; the pipeline registry (orchestrator/pipelines.py)
+imports the pipelines' modules, the app this package's maintenance module."""

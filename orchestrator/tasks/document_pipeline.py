@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import shared_task
 from pydantic import BaseModel, Field
 
+from orchestrator.clients import ParserClient
+from orchestrator.declarations import stage_task
 from orchestrator.errors import InvalidInput
+from orchestrator.routing import CPU_QUEUE, GPU_QUEUE
 from orchestrator.stage import StageTask
-from orchestrator.tasks._embedding import embed_texts
-from orchestrator.tasks.resume_pipeline import EmbeddedResume, ParsedResume, store_document
+from orchestrator.tasks.documents import ChunkedDocument, EmbeddedDocument, embed_chunks, store_document
 from orchestrator.text import chunk_pages, clean_text
 
 TEXT_TYPES = ("text/plain", "text/markdown")
@@ -32,7 +33,7 @@ class ParsedDocument(BaseModel):
     chars: int
 
 
-@shared_task(bind=True, base=StageTask, name="tasks.document_pipeline.parse")
+@stage_task("tasks.document_pipeline.parse", queue=CPU_QUEUE)
 def parse(self: StageTask, payload: dict[str, Any]) -> dict[str, Any]:
     data = self.validate(DocumentInput, payload)
     raw = self.resources.blobs.get(data.document)
@@ -43,23 +44,29 @@ def parse(self: StageTask, payload: dict[str, Any]) -> dict[str, Any]:
         except UnicodeDecodeError as exc:
             raise InvalidInput(f"text document is not UTF-8 (byte {exc.start})") from None
     elif data.content_type == "application/pdf":
-        reply = self.resources.parser().parse_pdf(raw, self.rpc())
+        reply = self.resources.client(ParserClient).parse_pdf(raw, self.rpc())
         pages, title = [(p.number, p.text) for p in reply.pages], reply.metadata.title or data.filename
     else:
         raise InvalidInput(f"unsupported content type {data.content_type!r}: use application/pdf or text/plain")
     # What chunking keeps: whitespace, control and invisible characters are no text. Checked
     # before anything is stored, so a document with nothing to embed leaves no blob behind.
     if not any(clean_text(text) for _, text in pages):
-        raise InvalidInput("the document has no text (empty, or only whitespace or invisible characters): "
-                           "nothing to embed")
+        raise InvalidInput(
+            "the document has no text (empty, or only whitespace or invisible characters): nothing to embed"
+        )
     chars = sum(len(text) for _, text in pages)
     return ParsedDocument(
-        document_id=self.stage_context().pipeline_id, source=data.document, filename=data.filename, title=title,
-        page_count=len(pages), pages_ref=self.resources.blobs.put_json(pages), chars=chars,
+        document_id=self.stage_context().pipeline_id,
+        source=data.document,
+        filename=data.filename,
+        title=title,
+        page_count=len(pages),
+        pages_ref=self.resources.blobs.put_json(pages),
+        chars=chars,
     ).model_dump()
 
 
-@shared_task(bind=True, base=StageTask, name="tasks.document_pipeline.chunk")
+@stage_task("tasks.document_pipeline.chunk", queue=CPU_QUEUE)
 def chunk(self: StageTask, parsed: dict[str, Any]) -> dict[str, Any]:
     data = self.validate(ParsedDocument, parsed)
     settings = self.resources.settings
@@ -69,22 +76,23 @@ def chunk(self: StageTask, parsed: dict[str, Any]) -> dict[str, Any]:
     if not chunks:  # parse refuses such documents; a hand-made input may still get here
         raise InvalidInput("the document has no text to chunk: nothing to embed")
     self.report("PROGRESS", 90, f"{len(chunks)} chunks")
-    return ParsedResume(
-        document_id=data.document_id, source=data.source, filename=data.filename, title=data.title,
-        page_count=data.page_count, chunk_count=len(chunks),
-        chunks_ref=self.resources.blobs.put_json([c.__dict__ for c in chunks]), preview=chunks[0].text[:200],
+    return ChunkedDocument(
+        document_id=data.document_id,
+        source=data.source,
+        filename=data.filename,
+        title=data.title,
+        page_count=data.page_count,
+        chunk_count=len(chunks),
+        chunks_ref=self.resources.blobs.put_json([c.__dict__ for c in chunks]),
+        preview=chunks[0].text[:200],
     ).model_dump()
 
 
-@shared_task(bind=True, base=StageTask, name="tasks.document_pipeline.embed")
+@stage_task("tasks.document_pipeline.embed", queue=GPU_QUEUE)
 def embed(self: StageTask, chunked: dict[str, Any]) -> dict[str, Any]:
-    data = self.validate(ParsedResume, chunked)
-    chunks = self.resources.blobs.get_json(data.chunks_ref)
-    vectors, model = embed_texts(self, [c["text"] for c in chunks])
-    return EmbeddedResume(**data.model_dump(), vectors_ref=self.resources.blobs.put_array(vectors),
-                          dimension=int(vectors.shape[1]), model=model).model_dump()
+    return embed_chunks(self, self.validate(ChunkedDocument, chunked))
 
 
-@shared_task(bind=True, base=StageTask, name="tasks.document_pipeline.store")
+@stage_task("tasks.document_pipeline.store", queue=CPU_QUEUE)
 def store(self: StageTask, embedded: dict[str, Any]) -> dict[str, Any]:
-    return store_document(self, self.validate(EmbeddedResume, embedded), kind="document")
+    return store_document(self, self.validate(EmbeddedDocument, embedded), kind="document")

@@ -10,7 +10,7 @@ import argparse
 import json
 import signal
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 import redis
 
@@ -28,8 +28,12 @@ def outbox_state(settings: OrchestratorSettings) -> dict[str, int]:
     except redis.ResponseError:  # no group yet
         pending = 0
     spool = Spool(settings.tracking_spool_dir)
-    return {"entries": client.xlen(stream), "pending": int(pending), "dead": client.xlen(f"{stream}:dead"),
-            "spooled_files": len(spool.pending_files())}
+    return {
+        "entries": client.xlen(stream),
+        "pending": int(pending),
+        "dead": client.xlen(f"{stream}:dead"),
+        "spooled_files": len(spool.pending_files()),
+    }
 
 
 def replay_dead(settings: OrchestratorSettings) -> dict[str, int]:

@@ -50,10 +50,20 @@ def consumer_name() -> str:
 
 
 class Drainer:
-    def __init__(self, client: redis.Redis, engine: Engine, stream: str, group: str, *,
-                 batch_size: int = 500, claim_idle_seconds: float = 60.0, spool: Spool | None = None,
-                 outbox: Outbox | None = None, consumer: str | None = None,
-                 linger_seconds: float = LINGER_SECONDS) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        engine: Engine,
+        stream: str,
+        group: str,
+        *,
+        batch_size: int = 500,
+        claim_idle_seconds: float = 60.0,
+        spool: Spool | None = None,
+        outbox: Outbox | None = None,
+        consumer: str | None = None,
+        linger_seconds: float = LINGER_SECONDS,
+    ) -> None:
         self.client = client
         self.engine = engine
         self.stream = stream
@@ -72,14 +82,21 @@ class Drainer:
         self.written = 0  # events committed by this drainer
 
     @classmethod
-    def from_settings(cls, settings: OrchestratorSettings, **kwargs: Any) -> "Drainer":
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=BLOCK_MS / 1000 + 10,
-                                      socket_connect_timeout=5)
+    def from_settings(cls, settings: OrchestratorSettings, **kwargs: Any) -> Drainer:
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=BLOCK_MS / 1000 + 10, socket_connect_timeout=5)
         spool = Spool(settings.tracking_spool_dir)
         outbox = Outbox(settings.redis_url, settings.tracking_outbox, settings.tracking_live_ttl, spool)
-        return cls(client, engine_for(settings.tracking_database_url), settings.tracking_outbox,
-                   settings.tracking_group, batch_size=settings.tracking_batch_size,
-                   claim_idle_seconds=settings.tracking_claim_idle_seconds, spool=spool, outbox=outbox, **kwargs)
+        return cls(
+            client,
+            engine_for(settings.tracking_database_url),
+            settings.tracking_outbox,
+            settings.tracking_group,
+            batch_size=settings.tracking_batch_size,
+            claim_idle_seconds=settings.tracking_claim_idle_seconds,
+            spool=spool,
+            outbox=outbox,
+            **kwargs,
+        )
 
     # -- one step ---------------------------------------------------------------
     def ensure_group(self) -> None:
@@ -122,8 +139,9 @@ class Drainer:
             return []
 
     def _xread(self, start: str, block_ms: int | None) -> list[tuple[str, dict]]:
-        reply = self.client.xreadgroup(self.group, self.consumer, {self.stream: start},
-                                       count=self.batch_size, block=block_ms)
+        reply = self.client.xreadgroup(
+            self.group, self.consumer, {self.stream: start}, count=self.batch_size, block=block_ms
+        )
         if not reply:
             return []
         _, entries = reply[0]
@@ -139,8 +157,9 @@ class Drainer:
         start = "0-0"
         while True:
             # (not JUSTID: redis-py then drops the cursor from the reply)
-            reply = self.client.xautoclaim(self.stream, self.group, self.consumer, self.claim_idle_ms,
-                                           start_id=start, count=self.batch_size)
+            reply = self.client.xautoclaim(
+                self.stream, self.group, self.consumer, self.claim_idle_ms, start_id=start, count=self.batch_size
+            )
             start, claimed = _s(reply[0]), reply[1]
             if claimed:
                 self._pending = True
@@ -231,8 +250,11 @@ class Drainer:
                     failing_since = now
                 if now - last_warning >= WARN_EVERY_SECONDS:
                     last_warning = now
-                    log.warning("tracking_write_failed", error=f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
-                                retry_in=delay)
+                    log.warning(
+                        "tracking_write_failed",
+                        error=f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
+                        retry_in=delay,
+                    )
                 stop.wait(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
 

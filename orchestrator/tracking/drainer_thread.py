@@ -47,7 +47,7 @@ class DrainerThread:
         log.info("tracking_drainer_started", consumer=self.drainer.consumer, stream=self.drainer.stream)
         self.drainer.run(self.stop_event)
 
-    def start(self) -> "DrainerThread":
+    def start(self) -> DrainerThread:
         _install_fork_guard()
         self.thread.start()
         return self

@@ -13,16 +13,45 @@ from typing import Any
 from orchestrator.tracking.states import PENDING, STARTED, TERMINAL, wins
 
 # Columns an event's winner decides (its values replace the stored ones together).
-OUTCOME = ("status", "status_rank", "status_at", "result", "error_type", "error_message", "traceback",
-           "runtime", "completed_at")
+OUTCOME = (
+    "status",
+    "status_rank",
+    "status_at",
+    "result",
+    "output",
+    "error_type",
+    "error_message",
+    "traceback",
+    "runtime",
+    "completed_at",
+)
 # Columns filled from whichever event knows them (all events agree on these).
-STATIC = ("task_name", "args", "kwargs", "root_task_id", "parent_task_id", "chain_total", "pipeline_id",
-          "pipeline", "stage_index", "queue")
+STATIC = (
+    "task_name",
+    "args",
+    "kwargs",
+    "root_task_id",
+    "parent_task_id",
+    "chain_total",
+    "pipeline_id",
+    "pipeline",
+    "stage_index",
+    "queue",
+)
 # The winner's worker; a winner that names none (PENDING) keeps the known one. Every
 # event after the publish names its worker, so this is the latest attempt's.
 PREFERRED = ("worker",)
-COLUMNS = ("task_id", *OUTCOME, *STATIC, *PREFERRED, "created_at", "started_at", "retry_count",
-           "retry_reason", "redelivered")
+COLUMNS = (
+    "task_id",
+    *OUTCOME,
+    *STATIC,
+    *PREFERRED,
+    "created_at",
+    "started_at",
+    "retry_count",
+    "retry_reason",
+    "redelivered",
+)
 
 
 def ts(at: float | None) -> datetime | None:
@@ -34,7 +63,9 @@ def row_from_event(event: dict[str, Any]) -> dict[str, Any]:
     status, at = event["status"], float(event["at"])
     row = {column: event.get(column) for column in COLUMNS}
     row.update(
-        status_rank=int(event["rank"]), status_at=at, created_at=ts(at),
+        status_rank=int(event["rank"]),
+        status_at=at,
+        created_at=ts(at),
         started_at=ts(at) if status == STARTED else None,
         completed_at=ts(at) if status in TERMINAL else None,
         retry_count=int(event.get("retry_count") or 0),

@@ -12,9 +12,10 @@ from typing import Any
 
 import structlog
 
+from orchestrator import keys
+from orchestrator.masking import masker_for
 from orchestrator.settings import OrchestratorSettings
-from orchestrator.tracking.masking import masker_for
-from orchestrator.tracking.outbox import Outbox, plan_key, task_key
+from orchestrator.tracking.outbox import Outbox
 from orchestrator.tracking.spool import Spool
 
 log = structlog.get_logger(__name__)
@@ -60,8 +61,9 @@ class Tracker:
         if self._flusher is None or self._flusher[0] != os.getpid():  # per process: pool children fork
             self._held = {}
             self._flusher = (os.getpid(), threading.Condition())
-            threading.Thread(target=self._flush_loop, args=(self._flusher[1],), name="tracking-started",
-                             daemon=True).start()
+            threading.Thread(
+                target=self._flush_loop, args=(self._flusher[1],), name="tracking-started", daemon=True
+            ).start()
         return self._flusher[1]
 
     def _flush_loop(self, cond: threading.Condition) -> None:
@@ -87,15 +89,18 @@ class Tracker:
         reports without the task's chain). Best effort: [] when unknown."""
         try:
             client = self.outbox.client()
-            pipeline_id, stage = client.hmget(task_key(task_id), "pipeline_id", "stage_index")
+            pipeline_id, stage = client.hmget(keys.task_live(task_id), "pipeline_id", "stage_index")
             if not pipeline_id or stage is None:
                 return []
-            stages = client.hget(plan_key(pipeline_id.decode()), "stages")
+            stages = client.hget(keys.pipeline_live(pipeline_id.decode()), "stages")
             if not stages:
                 return []
             index = int(stage)
-            return [(s["task_id"], s["task_name"]) for s in json.loads(stages)
-                    if s.get("stage_index") is not None and s["stage_index"] > index]
+            return [
+                (s["task_id"], s["task_name"])
+                for s in json.loads(stages)
+                if s.get("stage_index") is not None and s["stage_index"] > index
+            ]
         except Exception as exc:  # noqa: BLE001 - the query view derives SKIPPED anyway
             log.warning("tracking_plan_lookup_failed", task_id=task_id, error=str(exc))
             return []

@@ -35,6 +35,8 @@ class PipelineStatus(BaseModel):
     completed_steps: int
     progress: float  # 0–100
     message: str | None = None
+    partial_output: str | None = None  # what a running stage wrote so far (an answer being generated)
+    trace_id: str | None = None  # the pipeline's OpenTelemetry trace (tracing on)
     created_at: datetime | None = None
     tasks: list[StageView]
     source: str  # "postgres" | "live" (not yet drained into PostgreSQL)
@@ -103,6 +105,16 @@ class ChainMetrics(BaseModel):
     completion_rate: float | None  # completed / (completed + failed)
 
 
+class PipelineMetrics(BaseModel):
+    pipeline: str
+    total: int
+    completed: int
+    failed: int
+    success_rate: float | None  # completed / (completed + failed)
+    mean_seconds: float | None  # submission to the last stage's end, over completed runs
+    p95_seconds: float | None
+
+
 class Metrics(BaseModel):
     window_hours: float
     total_tasks: int
@@ -111,6 +123,8 @@ class Metrics(BaseModel):
     tasks_retried: int
     by_task: list[TaskNameMetrics]
     chains: ChainMetrics
+    by_pipeline: list[PipelineMetrics]
     errors_by_type: dict[str, int]
     queue_depth: dict[str, int]  # waiting messages per queue (all priority levels)
+    queue_oldest_seconds: dict[str, float]  # age of each queue's oldest waiting message (0: empty)
     unacked: int  # messages delivered to workers and not yet acknowledged

@@ -11,46 +11,63 @@ import io
 import re
 import shlex
 import tomllib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import yaml
 from pydantic_settings import BaseSettings
+
+from aiworker_local.settings_doc import env_of
+from svc_runtime.catalogue import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "compose.yaml"
 COMPOSE_CPU = DEPLOY / "docker" / "compose.cpu.yaml"
+COMPOSE_HOSTS = DEPLOY / "docker" / "compose.hosts.yaml"
 DOCKERFILE = DEPLOY / "docker" / "Dockerfile"
 DOCKERIGNORE = DEPLOY / "docker" / "Dockerfile.dockerignore"
 K8S = DEPLOY / "k8s"
+# The OpenAPI schemas of the custom resources the manifests use (KEDA's), bundled: neither
+# kubernetes-validate nor anything else here knows CRDs.
+CRD_SCHEMAS = Path(__file__).with_name("keda_crds.yaml")
 
-# What this repository ships, by console script.
-MODEL_SERVICES = ("parser", "embedder", "llm", "stt")
-GPU_SERVICES = ("embedder", "llm", "stt")
+# What this repository ships, by console script: the model services from the catalogue
+# (a service that runs on the CPU only has device "cpu"; the others want a GPU).
+MODEL_SERVICES = tuple(SERVICES)
+GPU_SERVICES = tuple(name for name, entry in SERVICES.items() if entry.device != "cpu")
+# Each service's settings class is <module>.settings:<Name>Settings (Llm, Stt: as spelled in code).
 SETTINGS_OF_SCRIPT = {
-    "aiworker-parser": "svc_parser.settings:ParserSettings",
-    "aiworker-embedder": "svc_embedder.settings:EmbedderSettings",
-    "aiworker-llm": "svc_llm.settings:LlmSettings",
-    "aiworker-stt": "svc_stt.settings:SttSettings",
+    **{entry.script: f"{entry.module}.settings:{entry.name.capitalize()}Settings" for entry in SERVICES.values()},
     "aiworker-gateway": "gateway.settings:GatewaySettings",
+    "aiworker-exporter": "orchestrator.tracking.exporter_settings:ExporterSettings",
 }
 ORCHESTRATOR_SETTINGS = "orchestrator.settings:OrchestratorSettings"
-# The pyproject extra a console script needs installed.
+# The pyproject extra a console script needs installed (a service's extra is its name).
 EXTRA_OF_SCRIPT = {
-    "aiworker-parser": "parser", "aiworker-embedder": "embedder", "aiworker-llm": "llm",
-    "aiworker-stt": "stt", "aiworker-worker": "orchestrator", "aiworker-beat": "orchestrator",
-    "aiworker-gateway": "gateway", "celery": "orchestrator", "python -m orchestrator.db": "orchestrator",
+    **{entry.script: entry.name for entry in SERVICES.values()},
+    "aiworker-worker": "orchestrator",
+    "aiworker-beat": "orchestrator",
+    "aiworker-exporter": "orchestrator",
+    "aiworker-gateway": "gateway",
+    "celery": "orchestrator",
+    "python -m orchestrator.db": "orchestrator",
     "aiworker-health-probe": None,  # in the base dependencies
 }
 # Environment variables that are not aiworker settings but are read by something we run.
 THIRD_PARTY_ENV = {
-    "PATH", "PYTHONUNBUFFERED", "HF_HOME", "LD_LIBRARY_PATH",  # the image
+    "PATH",
+    "PYTHONUNBUFFERED",
+    "HF_HOME",
+    "LD_LIBRARY_PATH",  # the image
     "FLOWER_BASIC_AUTH",  # Flower reads FLOWER_<option>
 }
 POSTGRES_ENV = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "PGDATA"}
+# SeaweedFS (`weed server -s3`) makes this key pair its admin identity.
+SEAWEEDFS_ENV = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
 DEVICE = re.compile(r"^(cpu|cuda|cuda:\d+|auto)$")  # svc_runtime.device's grammar
 
 
@@ -63,8 +80,7 @@ def load_object(spec: str) -> Any:
 
 
 def env_names(settings_cls: type[BaseSettings]) -> set[str]:
-    prefix = settings_cls.model_config.get("env_prefix", "")
-    return {f"{prefix}{name}".upper() for name in settings_cls.model_fields}
+    return {env_of(settings_cls, name) for name in settings_cls.model_fields}
 
 
 @cache
@@ -77,7 +93,7 @@ def settings_classes() -> dict[str, type[BaseSettings]]:
 def settings_env_owner() -> dict[str, list[str]]:
     """Every valid AIWORKER_* name -> the settings classes that read it."""
     owners: dict[str, list[str]] = {}
-    for key, cls in settings_classes().items():
+    for cls in settings_classes().values():
         for name in env_names(cls):
             owners.setdefault(name, []).append(cls.__name__)
     return owners
@@ -86,7 +102,7 @@ def settings_env_owner() -> dict[str, list[str]]:
 def build_settings(settings_cls: type[BaseSettings], env: dict[str, str]) -> BaseSettings:
     """The settings a process would build from exactly `env`'s AIWORKER_* variables,
     through the environment source (so strings parse as they would in a container)."""
-    with patched_environ({k: v for k, v in env.items() if k.startswith("AIWORKER_")}):
+    with patched_environ({k: v for k, v in env.items() if k.startswith(("AIWORKER_", "AWS_"))}):
         return settings_cls()
 
 
@@ -94,7 +110,7 @@ def build_settings(settings_cls: type[BaseSettings], env: dict[str, str]) -> Bas
 def patched_environ(env: dict[str, str]) -> Iterator[None]:
     import os
 
-    saved = {k: v for k, v in os.environ.items() if k.startswith("AIWORKER_")}
+    saved = {k: v for k, v in os.environ.items() if k.startswith(("AIWORKER_", "AWS_"))}
     for key in saved:
         del os.environ[key]
     os.environ.update(env)
@@ -146,10 +162,10 @@ def extras_closure(extras: str) -> set[str]:
 def proto_service_names() -> dict[str, str]:
     """parser -> aiworker.parser.v1.Parser (and the gateway's), from the generated descriptors."""
     names = {}
-    for service, proto in (("parser", "Parser"), ("embedder", "Embedder"), ("llm", "Llm"), ("stt", "Stt"),
-                           ("gateway", "Gateway")):
+    for service in (*SERVICES, "gateway"):
         module = importlib.import_module(f"aiworker.{service}.v1.{service}_pb2")
-        names[service] = module.DESCRIPTOR.services_by_name[proto].full_name
+        (descriptor,) = module.DESCRIPTOR.services_by_name.values()
+        names[service] = descriptor.full_name
     return names
 
 
@@ -217,8 +233,9 @@ def check_command(argv: list[str]) -> Command:
         if argv[3:] != ["upgrade"]:
             cmd.problems.append(f"orchestrator.db knows only `upgrade`: {argv}")
     else:
-        cmd.problems.append(f"{program!r} is not a console script of pyproject.toml, celery, "
-                            "or python -m orchestrator.db")
+        cmd.problems.append(
+            f"{program!r} is not a console script of pyproject.toml, celery, or python -m orchestrator.db"
+        )
     return cmd
 
 
@@ -246,14 +263,20 @@ class ComposeLoader(yaml.SafeLoader):
     pass
 
 
-ComposeLoader.add_constructor("!reset", lambda loader, node: Reset(loader.construct_mapping(node))
-                              if isinstance(node, yaml.MappingNode) else None)
-ComposeLoader.add_constructor("!override", lambda loader, node: loader.construct_mapping(node)
-                              if isinstance(node, yaml.MappingNode) else loader.construct_sequence(node))
+ComposeLoader.add_constructor(
+    "!reset", lambda loader, node: Reset(loader.construct_mapping(node)) if isinstance(node, yaml.MappingNode) else None
+)
+ComposeLoader.add_constructor(
+    "!override",
+    lambda loader, node: (
+        loader.construct_mapping(node) if isinstance(node, yaml.MappingNode) else loader.construct_sequence(node)
+    ),
+)
 
 _VARIABLE = re.compile(
     r"\$(?:(?P<escaped>\$)|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
-    r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
+    r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
+)
 
 
 def interpolate(value: Any, variables: dict[str, str]) -> Any:
@@ -285,7 +308,7 @@ def interpolate(value: Any, variables: dict[str, str]) -> Any:
 
 
 def load_compose(path: Path, variables: dict[str, str] | None = None) -> dict[str, Any]:
-    raw = yaml.load(path.read_text(), Loader=ComposeLoader)  # noqa: S506 - a SafeLoader subclass
+    raw = yaml.load(path.read_text(), Loader=ComposeLoader)
     return interpolate(raw, variables or {}) if variables is not None else raw
 
 
@@ -360,6 +383,11 @@ def k8s_files() -> list[Path]:
 
 
 @cache
+def kustomization() -> dict[str, Any]:
+    return yaml.safe_load((K8S / "kustomization.yaml").read_text())
+
+
+@cache
 def k8s_documents() -> tuple[tuple[str, dict[str, Any]], ...]:
     docs = []
     for path in k8s_files():
@@ -395,7 +423,9 @@ def image_name(image: str) -> str:
 
 
 def container_env(container: dict[str, Any], image_env: dict[str, str]) -> dict[str, str]:
-    """What a container's process sees: image ENV, then envFrom, then env (later wins)."""
+    """What a container's process sees: image ENV, then envFrom, then env (later wins).
+    An env item's secretKeyRef / configMapKeyRef takes the value the manifests give it;
+    any other reference reads "<from a reference>"."""
     env = dict(image_env)
     configmaps = k8s_objects("ConfigMap")
     secrets = k8s_objects("Secret")
@@ -405,5 +435,67 @@ def container_env(container: dict[str, Any], image_env: dict[str, str]) -> dict[
         if "secretRef" in source:
             env.update({k: str(v) for k, v in secrets[source["secretRef"]["name"]]["stringData"].items()})
     for item in container.get("env") or []:
-        env[item["name"]] = str(item.get("value", "<from a reference>"))
+        env[item["name"]] = str(item["value"]) if "value" in item else _referenced(item, configmaps, secrets)
     return env
+
+
+def _referenced(item: dict[str, Any], configmaps: dict[str, Any], secrets: dict[str, Any]) -> str:
+    source = item.get("valueFrom") or {}
+    for ref_kind, objects, field_name in (
+        ("secretKeyRef", secrets, "stringData"),
+        ("configMapKeyRef", configmaps, "data"),
+    ):
+        ref = source.get(ref_kind)
+        if ref and ref["name"] in objects and ref["key"] in (objects[ref["name"]].get(field_name) or {}):
+            return str(objects[ref["name"]][field_name][ref["key"]])
+    return "<from a reference>"
+
+
+def selector_matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A Kubernetes LabelSelector (matchLabels and matchExpressions; {} selects all)."""
+    if not (selector.get("matchLabels") or {}).items() <= labels.items():
+        return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression["key"], expression["operator"], expression.get("values") or []
+        if operator == "In" and labels.get(key) not in values:
+            return False
+        if operator == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if operator == "Exists" and key not in labels:
+            return False
+        if operator == "DoesNotExist" and key in labels:
+            return False
+        if operator not in {"In", "NotIn", "Exists", "DoesNotExist"}:
+            raise ValueError(f"unknown selector operator {operator!r}")
+    return True
+
+
+# ------------------------------------------------------------------ custom resources
+
+
+def _strict(schema: Any) -> Any:
+    """The schema with `additionalProperties: false` on every object that lists its
+    properties (the API server's strict field validation rejects unknown fields)."""
+    if isinstance(schema, list):
+        return [_strict(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _strict(v) for k, v in schema.items()}
+    if (
+        "properties" in out
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        out["additionalProperties"] = False
+    return out
+
+
+@cache
+def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    """(apiVersion, kind) -> the strict JSON schema of a bundled custom resource."""
+    bundled = yaml.safe_load(CRD_SCHEMAS.read_text())
+    return {(api, kind): _strict(schema) for api, kinds in bundled.items() for kind, schema in kinds.items()}
+
+
+def is_custom_resource(doc: dict[str, Any]) -> bool:
+    return (doc["apiVersion"], doc["kind"]) in crd_schemas()

@@ -1,78 +1,65 @@
-"""The local launcher: `aiworker-local up` starts every component, serves until
-interrupted, then stops every child (no orphans, ports freed); the demo flow;
-and the embedded Redis/PostgreSQL used when no URLs are configured."""
+"""The local launcher: a start that fails names the component and shows its
+log (one that dies at every start after its restarts); the demo flow; the
+embedded Redis/PostgreSQL used when no URLs are configured. The whole system
+running, supervised and stopped: test_launcher_supervision.py."""
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
-import psutil
 import psycopg
 
 from aiworker_local.demo import run_demo
-from aiworker_local.infra import EmbeddedPostgres, port_open, start_redis
+from aiworker_local.infra import EmbeddedPostgres, start_redis
 from tests.support.gateway import API_KEY
 from tests.support.ports import free_port
 
 BIN = Path(sys.executable).parent
 
 
-def test_up_serves_then_stops_every_child_on_ctrl_c(redis_url, postgres_url, tmp_path):
-    port = free_port()
-    env = {**os.environ, "AIWORKER_BROKER_URL": redis_url, "AIWORKER_DATABASE_URL": postgres_url,
-           "AIWORKER_API_KEY": "launcher-key"}
-    launcher = subprocess.Popen([str(BIN / "aiworker-local"), "up", "--port", str(port), "--var-dir", str(tmp_path)],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    output = []
-    try:
-        for line in launcher.stdout:
-            output.append(line)
-            if "serving; Ctrl-C stops everything" in line or launcher.poll() is not None:
-                break
-        assert any("serving" in line for line in output), "".join(output)
-        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10).status_code == 200
-        children = psutil.Process(launcher.pid).children(recursive=True)
-        assert len(children) >= 7  # 4 services, 2 workers, beat, gateway (and pool children)
-        assert {p.name() for p in children} & {"python3.11", "python", "aiworker-worker", "aiworker-gateway"}
-        for name in ("parser", "embedder", "llm", "stt", "worker-cpu", "worker-gpu", "beat", "gateway"):
-            assert (tmp_path / "logs" / f"{name}.log").stat().st_size > 0
-        launcher.send_signal(signal.SIGINT)
-        rest, _ = launcher.communicate(timeout=90)
-        output.append(rest)
-        assert launcher.returncode == 0, "".join(output)
-        assert "stopped every component" in rest
-        time.sleep(0.5)
-        assert not [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-        assert not port_open("127.0.0.1", port)
-    finally:
-        if launcher.poll() is None:
-            launcher.kill()
-
-
 def test_a_failed_start_names_the_component_and_shows_its_log(redis_url, tmp_path):
-    env = {**os.environ, "AIWORKER_BROKER_URL": redis_url,
-           "AIWORKER_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nowhere"}
-    result = subprocess.run([str(BIN / "aiworker-local"), "up", "--port", str(free_port()), "--var-dir", str(tmp_path)],
-                            capture_output=True, text=True, env=env, timeout=120)
+    env = {
+        **os.environ,
+        "AIWORKER_BROKER_URL": redis_url,
+        "AIWORKER_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nowhere",
+    }
+    result = subprocess.run(
+        [str(BIN / "aiworker-local"), "up", "--port", str(free_port()), "--var-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert result.returncode == 1
     assert "migrations failed to start" in result.stdout and "stopped every component" in result.stdout
 
 
-def test_a_worker_that_dies_at_start_is_named_with_its_log(redis_url, postgres_url, tmp_path):
-    env = {**os.environ, "AIWORKER_BROKER_URL": redis_url, "AIWORKER_DATABASE_URL": postgres_url,
-           "AIWORKER_WORKER_CONCURRENCY": "0"}  # refused by the workers' settings, read by nothing else
-    result = subprocess.run([str(BIN / "aiworker-local"), "up", "--port", str(free_port()), "--var-dir", str(tmp_path)],
-                            capture_output=True, text=True, env=env, timeout=400)
+def test_a_service_that_dies_at_every_start_is_given_up_named_with_its_log(redis_url, postgres_url, tmp_path):
+    env = {
+        **os.environ,
+        "AIWORKER_BROKER_URL": redis_url,
+        "AIWORKER_DATABASE_URL": postgres_url,
+        "AIWORKER_PARSER_MAX_PAGES": "0",  # refused by the parser's settings, read by nothing else
+        "COLUMNS": "200",
+    }
+    result = subprocess.run(
+        [str(BIN / "aiworker-local"), "up", "--port", str(free_port()), "--var-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "worker-cpu failed to start" in result.stdout, result.stdout
-    assert "worker_concurrency" in result.stdout  # the tail of the worker's own log says why
+    # Restarted with backoff first (a transient failure would have passed), then given up.
+    assert "parser exited with 2; restarting in 1s" in result.stdout, result.stdout
+    assert "parser exited with 2; restarting in 2s" in result.stdout, result.stdout
+    assert "parser failed to start: exited with 2 before it was ready, at 3 starts in a row; giving up" in result.stdout
+    assert "max_pages" in result.stdout  # the tail of the parser's own log says why
     assert "stopped every component" in result.stdout
+    assert "giving up" in (tmp_path / "logs" / "launcher.log").read_text()
 
 
 def test_demo_flow_runs_every_pipeline_through_the_gateway(gateway):

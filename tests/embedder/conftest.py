@@ -21,9 +21,16 @@ def reference_model():
 
 @pytest.fixture(scope="session")
 def embedder_service(log_dir):
-    service = start_service("embedder", log_dir, "--device", "cpu",
-                            "--max-texts-per-call", str(MAX_TEXTS_PER_CALL),
-                            "--max-text-chars", str(MAX_TEXT_CHARS))
+    service = start_service(
+        "embedder",
+        log_dir,
+        "--device",
+        "cpu",
+        "--max-texts-per-call",
+        str(MAX_TEXTS_PER_CALL),
+        "--max-text-chars",
+        str(MAX_TEXT_CHARS),
+    )
     yield service
     service.stop()
 

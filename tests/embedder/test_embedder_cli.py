@@ -24,18 +24,36 @@ def test_defaults():
 
 
 def test_help_lists_the_flags():
-    out = subprocess.run([sys.executable, "-m", "svc_embedder", "--help"], capture_output=True, text=True,
-                         check=True, timeout=60)
-    for flag in ("--port", "--metrics-port", "--device", "--model", "--max-batch-size", "--max-queue-delay-ms",
-                 "--max-queued-texts", "--max-texts-per-call", "--max-text-chars", "--half-precision"):
+    out = subprocess.run(
+        [sys.executable, "-m", "svc_embedder", "--help"], capture_output=True, text=True, check=True, timeout=60
+    )
+    for flag in (
+        "--port",
+        "--metrics-port",
+        "--device",
+        "--model",
+        "--max-batch-size",
+        "--max-queue-delay-ms",
+        "--max-queued-texts",
+        "--max-texts-per-call",
+        "--max-text-chars",
+        "--half-precision",
+    ):
         assert flag in out.stdout
 
 
 def test_environment_settings_apply(log_dir):
-    service = start_service("embedder", log_dir, "--device", "cpu",
-                            env={"AIWORKER_EMBEDDER_MAX_TEXTS_PER_CALL": "3",
-                                 "AIWORKER_EMBEDDER_MODEL_NAME": "minilm-from-env",
-                                 "AIWORKER_EMBEDDER_TORCH_THREADS": "1"})
+    service = start_service(
+        "embedder",
+        log_dir,
+        "--device",
+        "cpu",
+        env={
+            "AIWORKER_EMBEDDER_MAX_TEXTS_PER_CALL": "3",
+            "AIWORKER_EMBEDDER_MODEL_NAME": "minilm-from-env",
+            "AIWORKER_EMBEDDER_TORCH_THREADS": "1",
+        },
+    )
     try:
         with grpc.insecure_channel(service.address) as channel:
             stub = embedder_pb2_grpc.EmbedderStub(channel)
@@ -53,9 +71,26 @@ def test_environment_settings_apply(log_dir):
 
 def test_a_missing_model_directory_fails_the_start_with_a_clear_message(tmp_path):
     missing = tmp_path / "no-such-model"
-    result = subprocess.run([sys.executable, "-m", "svc_embedder", "--port", "0", "--metrics-port", "-1",
-                             "--device", "cpu", "--log-format", "json", "--model", str(missing)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "svc_embedder",
+            "--port",
+            "0",
+            "--metrics-port",
+            "-1",
+            "--device",
+            "cpu",
+            "--log-format",
+            "json",
+            "--model",
+            str(missing),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 3
     assert "model_load_failed" in result.stderr
     assert f"model directory '{missing}' does not exist" in result.stderr
@@ -66,8 +101,12 @@ def test_cuda_without_a_gpu_is_a_clear_startup_error():
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA device")
-    result = subprocess.run([sys.executable, "-m", "svc_embedder", "--port", "0", "--metrics-port", "-1",
-                             "--device", "cuda"], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "AIWORKER_EMBEDDER_LOG_FORMAT": "json"})
+    result = subprocess.run(
+        [sys.executable, "-m", "svc_embedder", "--port", "0", "--metrics-port", "-1", "--device", "cuda"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "AIWORKER_EMBEDDER_LOG_FORMAT": "json"},
+    )
     assert result.returncode == 2
     assert "no CUDA device is available" in result.stderr

@@ -18,8 +18,18 @@ from tests.support.services import start_service
 @pytest.fixture(scope="module")
 def tiny_queue_service(log_dir):
     # One text per model call, no waiting for company, and room for only 2 waiting texts.
-    service = start_service("embedder", log_dir, "--device", "cpu", "--max-queued-texts", "2",
-                            "--max-batch-size", "1", "--max-queue-delay-ms", "0")
+    service = start_service(
+        "embedder",
+        log_dir,
+        "--device",
+        "cpu",
+        "--max-queued-texts",
+        "2",
+        "--max-batch-size",
+        "1",
+        "--max-queue-delay-ms",
+        "0",
+    )
     yield service
     service.stop()
 
@@ -41,16 +51,15 @@ def test_overload_is_resource_exhausted_and_the_rest_succeed(tiny_queue_service,
                 assert "queue is full" in err.details() and "the bound is 2" in err.details()
                 refused.append(i)
                 continue
-            assert_close(vectors(reply), want[i:i + 1])
+            assert_close(vectors(reply), want[i : i + 1])
             served += 1
         assert refused, "no call was refused; the queue bound did not apply"
         assert served >= 3, f"only {served} of {calls} calls were served"
         # Once the burst is over the service takes calls again.
-        assert_close(vectors(embed(stub, [texts[refused[0]]])), want[refused[0]:refused[0] + 1])
+        assert_close(vectors(embed(stub, [texts[refused[0]]])), want[refused[0] : refused[0] + 1])
 
 
-def test_a_large_call_runs_in_chunks_and_an_expired_caller_is_never_computed(tiny_queue_service,
-                                                                             reference_model):
+def test_a_large_call_runs_in_chunks_and_an_expired_caller_is_never_computed(tiny_queue_service, reference_model):
     big = [f"chunked text {i} about retry budgets and idempotent tasks" for i in range(32)]
     with grpc.insecure_channel(tiny_queue_service.address) as channel:
         stub = embedder_pb2_grpc.EmbedderStub(channel)

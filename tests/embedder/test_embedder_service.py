@@ -60,11 +60,13 @@ def test_truncation_flag_is_exact_at_the_token_window(embedder_stub, reference_m
     assert list(reply.truncated) == [1]
 
 
-def test_concurrent_callers_get_their_own_vectors_and_share_batches(embedder_stub, embedder_service,
-                                                                     reference_model):
+def test_concurrent_callers_get_their_own_vectors_and_share_batches(embedder_stub, embedder_service, reference_model):
     threads, rounds = 16, 4
-    texts = {(t, r): f"caller {t} asks question {r}: how would you shard queue {t * rounds + r}?"
-             for t in range(threads) for r in range(rounds)}
+    texts = {
+        (t, r): f"caller {t} asks question {r}: how would you shard queue {t * rounds + r}?"
+        for t in range(threads)
+        for r in range(rounds)
+    }
     want = dict(zip(texts, reference_model.encode(list(texts.values()))))
     got: dict[tuple[int, int], np.ndarray] = {}
     errors: list[BaseException] = []
@@ -110,8 +112,10 @@ LONG = "x" * (MAX_TEXT_CHARS + 1)
         ([], "no texts: the request's texts list is empty"),
         (["fine", ""], "texts[1] is empty"),
         (["fine", "also fine", " \n\t "], "texts[2] is whitespace only"),
-        (["ok"] * (MAX_TEXTS_PER_CALL + 1),
-         f"too many texts: {MAX_TEXTS_PER_CALL + 1} in one call, the limit is {MAX_TEXTS_PER_CALL}"),
+        (
+            ["ok"] * (MAX_TEXTS_PER_CALL + 1),
+            f"too many texts: {MAX_TEXTS_PER_CALL + 1} in one call, the limit is {MAX_TEXTS_PER_CALL}",
+        ),
         (["ok", LONG], f"texts[1] is too long: {MAX_TEXT_CHARS + 1} characters, the limit is {MAX_TEXT_CHARS}"),
     ],
     ids=["empty-list", "empty-text", "whitespace-only", "too-many-texts", "too-many-chars"],
@@ -128,6 +132,5 @@ def test_bad_input_is_invalid_argument_with_a_clear_message(embedder_stub, embed
 
 def test_request_id_from_metadata_is_on_the_log_line(embedder_stub, embedder_service):
     embed(embedder_stub, ["trace me"], metadata=(("x-request-id", "embed-trace-7"),))
-    lines = [line for line in embedder_service.process.log_path.read_text().splitlines()
-             if "embed-trace-7" in line]
+    lines = [line for line in embedder_service.process.log_path.read_text().splitlines() if "embed-trace-7" in line]
     assert any('"rpc_finished"' in line and '"OK"' in line for line in lines)

@@ -3,7 +3,7 @@ leaves it whole again (workers, services, Redis and PostgreSQL up)."""
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 

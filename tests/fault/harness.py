@@ -10,7 +10,6 @@ import gc
 import json
 import os
 import signal
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,10 @@ import kombu.exceptions
 import redis
 from celery import Celery
 
-from orchestrator.broker_state import UNACKED_KEY
+from orchestrator import keys
 from orchestrator.db import upgrade
-from orchestrator.pipelines import SubmittedPipeline, submit
+from orchestrator.submission import SubmittedPipeline, submit
+from orchestrator.tracking import registry_queries
 from orchestrator.tracking.queries import TrackingQueries
 from svc_parser.model import sample_pdf
 from tests.support.infra import start_redis
@@ -36,14 +36,31 @@ from tests.tracking.rows import task_rows, wait_for
 CLOSED = "127.0.0.1:1"  # the LLM and STT are not used here: nothing listens
 VISIBILITY_TIMEOUT = 15  # > the hard time limit, as the settings demand
 LOST_AFTER_SECONDS = 5  # beat re-sends a stage that is nowhere after this (every 2 s)
-WORDS = ("Celery", "Redis", "gRPC", "PostgreSQL", "embedding", "pipeline", "worker", "retry", "broker",
-         "queue", "tracking", "signal", "resume", "vector", "chunk", "service")
+WORDS = (
+    "Celery",
+    "Redis",
+    "gRPC",
+    "PostgreSQL",
+    "embedding",
+    "pipeline",
+    "worker",
+    "retry",
+    "broker",
+    "queue",
+    "tracking",
+    "signal",
+    "resume",
+    "vector",
+    "chunk",
+    "service",
+)
 
 
 def resume_pdf(seed: int, pages: int = 4) -> bytes:
     """A few pages of distinct text: a handful of chunks to embed, ~0.2 s per stage."""
-    texts = [" ".join(f"{WORDS[(seed + p + i) % len(WORDS)]} {seed}.{p}.{i}." for i in range(120))
-             for p in range(pages)]
+    texts = [
+        " ".join(f"{WORDS[(seed + p + i) % len(WORDS)]} {seed}.{p}.{i}." for i in range(120)) for p in range(pages)
+    ]
     return sample_pdf(texts, title=f"fault resume {seed}")
 
 
@@ -62,9 +79,10 @@ class FaultStack:
     beat: ManagedProcess | None = None
     _generation: int = 0
 
-    def start(self) -> "FaultStack":
-        self.redis_proc, self.redis_url = start_redis(self.workdir / "redis", persistent=True,
-                                                      log_path=self.log_dir / "fault-redis.log")
+    def start(self) -> FaultStack:
+        self.redis_proc, self.redis_url = start_redis(
+            self.workdir / "redis", persistent=True, log_path=self.log_dir / "fault-redis.log"
+        )
         upgrade(self.database_url)
         url = urlsplit(self.database_url)
         database_url = self.database_url
@@ -74,20 +92,37 @@ class FaultStack:
         for kind in ("parser", "embedder"):
             self.services[kind] = start_service(kind, self.log_dir)
         self.env = orchestrator_env(
-            self.redis_url, database_url, self.workdir / "blobs",
-            {"parser": self.services["parser"].address, "embedder": self.services["embedder"].address,
-             "llm": CLOSED, "stt": CLOSED},
-            max_retries=15, retry_backoff_seconds=0.5, retry_backoff_max_seconds=2,
-            task_time_limit=12, task_soft_time_limit=10, visibility_timeout=VISIBILITY_TIMEOUT,
-            redelivery_sweep_seconds=1, tracking_spool_dir=self.workdir / "spool", worker_send_events="false",
-            lost_task_after_seconds=LOST_AFTER_SECONDS, lost_task_check_seconds=2, cleanup_interval_seconds=3600,
+            self.redis_url,
+            database_url,
+            self.workdir / "blobs",
+            {
+                "parser": self.services["parser"].address,
+                "embedder": self.services["embedder"].address,
+                "llm": CLOSED,
+                "stt": CLOSED,
+            },
+            max_retries=15,
+            retry_backoff_seconds=0.5,
+            retry_backoff_max_seconds=2,
+            task_time_limit=12,
+            task_soft_time_limit=10,
+            visibility_timeout=VISIBILITY_TIMEOUT,
+            redelivery_sweep_seconds=1,
+            tracking_spool_dir=self.workdir / "spool",
+            worker_send_events="false",
+            lost_task_after_seconds=LOST_AFTER_SECONDS,
+            lost_task_check_seconds=2,
+            cleanup_interval_seconds=3600,
         )
         self.app = make_app(self.env)
         for kind in ("cpu", "gpu"):
             self.start_worker(kind)
-        self.beat = ManagedProcess("fault-beat", [str(BIN / "aiworker-beat"), "--schedule",
-                                                  str(self.workdir / "beat-schedule")],
-                                   self.log_dir / "fault-beat.log", env=self.env).start()
+        self.beat = ManagedProcess(
+            "fault-beat",
+            [str(BIN / "aiworker-beat"), "--schedule", str(self.workdir / "beat-schedule")],
+            self.log_dir / "fault-beat.log",
+            env=self.env,
+        ).start()
         return self
 
     def stop(self) -> None:
@@ -102,8 +137,9 @@ class FaultStack:
     def start_worker(self, kind: str) -> ManagedProcess:
         """A worker for `kind`'s queue under a new hostname (a restarted worker is a new node)."""
         self._generation += 1
-        self.workers[kind] = start_worker(self.app, f"{kind}_queue", self.env, self.log_dir,
-                                          f"fault-{kind}{self._generation}")
+        self.workers[kind] = start_worker(
+            self.app, f"{kind}_queue", self.env, self.log_dir, f"fault-{kind}{self._generation}"
+        )
         return self.workers[kind]
 
     def hostname(self, kind: str) -> str:
@@ -138,7 +174,7 @@ class FaultStack:
         """Ids of these pipelines' tasks whose messages are still unacknowledged (beat's
         own periodic tasks, also acked late, pass through `unacked` every few seconds)."""
         ids = {t for p in pipelines for t in p.task_ids}
-        raw = self.redis.hvals(UNACKED_KEY)
+        raw = self.redis.hvals(keys.UNACKED)
         return [tid for tid in (_unacked_task_id(r) for r in raw) if tid in ids]
 
     def wait_none_unacked(self, pipelines: list[SubmittedPipeline], timeout: float = 10) -> None:
@@ -152,9 +188,14 @@ class FaultStack:
     # -- pipelines -----------------------------------------------------------------
     def submit_resumes(self, count: int, seed: int = 0) -> list[SubmittedPipeline]:
         self.app.set_current()
-        return [submit(self.app, "resume", {"pdf": self.app.aiworker.blobs.put(resume_pdf(seed + i)),
-                                            "filename": f"fault-{seed + i}.pdf"})
-                for i in range(count)]
+        return [
+            submit(
+                self.app,
+                "resume",
+                {"pdf": self.app.aiworker.blobs.put(resume_pdf(seed + i)), "filename": f"fault-{seed + i}.pdf"},
+            )
+            for i in range(count)
+        ]
 
     def final_states(self, pipelines: list[SubmittedPipeline]) -> list[str]:
         return [self.app.AsyncResult(p.task_ids[-1]).state for p in pipelines]
@@ -174,13 +215,16 @@ class FaultStack:
     @property
     def queries(self) -> TrackingQueries:
         settings = self.app.aiworker.settings.model_copy(update={"tracking_database_url": self.database_url})
-        return TrackingQueries(settings)
+        return registry_queries(settings)
 
     def assert_tracked_once_and_succeeded(self, pipelines: list[SubmittedPipeline], timeout: float = 60) -> None:
         """Every stage of every pipeline: exactly one row, SUCCESS, in its pipeline and place;
         each pipeline's overall state SUCCESS; the outbox empty and nothing dead-lettered."""
-        ids = {t: (p.pipeline_id, i, p.task_ids[0], p.task_ids[i - 1] if i else None)
-               for p in pipelines for i, t in enumerate(p.task_ids)}
+        ids = {
+            t: (p.pipeline_id, i, p.task_ids[0], p.task_ids[i - 1] if i else None)
+            for p in pipelines
+            for i, t in enumerate(p.task_ids)
+        }
 
         def rows_final() -> list[dict[str, Any]] | None:
             rows = task_rows(self.database_url, "task_id = ANY(:ids)", ids=list(ids))
@@ -204,7 +248,6 @@ class FaultStack:
         client, outbox = self.redis, self.app.aiworker.settings.tracking_outbox
         wait_for(lambda: client.xlen(outbox) == 0, 30, "outbox drained")
         assert client.xlen(f"{outbox}:dead") == 0
-
 
 
 def _unacked_task_id(raw: bytes) -> str | None:

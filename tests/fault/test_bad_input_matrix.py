@@ -8,7 +8,8 @@ afterwards no process has crashed and everything is still ready."""
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 import httpx
@@ -47,8 +48,11 @@ def pids(stack, gateway) -> dict[str, int]:
 
 
 def ai(body: Any) -> dict[str, Any]:
-    return {"json": body} if not isinstance(body, (str, bytes)) else {
-        "content": body, "headers": {"content-type": "application/json"}}
+    return (
+        {"json": body}
+        if not isinstance(body, (str, bytes))
+        else {"content": body, "headers": {"content-type": "application/json"}}
+    )
 
 
 def upload(name: str, data: bytes, content_type: str, **form: str) -> dict[str, Any]:
@@ -64,37 +68,94 @@ REST_REFUSED = [
     ("text-missing", "post", "/api/v1/tasks/ai-pipeline", ai({"options": {}}), 422, "text"),
     ("text-empty", "post", "/api/v1/tasks/ai-pipeline", ai({"text": ""}), 422, "text"),
     ("text-too-long", "post", "/api/v1/tasks/ai-pipeline", ai({"text": "x" * 200_001}), 422, "text"),
-    ("text-lone-surrogate", "post", "/api/v1/tasks/ai-pipeline", ai('{"text": "broken \\ud800 pair"}'), 422,
-     "unicode"),
+    ("text-lone-surrogate", "post", "/api/v1/tasks/ai-pipeline", ai('{"text": "broken \\ud800 pair"}'), 422, "unicode"),
     ("text-nul-only", "post", "/api/v1/tasks/ai-pipeline", ai({"text": "\u0000\u0000"}), 422, "empty"),
-    ("text-invisible-only", "post", "/api/v1/tasks/ai-pipeline", ai({"text": "\u200b\u200b\u2060 \n"}), 422,
-     "empty"),
-    ("options-task-unknown", "post", "/api/v1/tasks/ai-pipeline", ai({"text": "hi", "options": {"task": "dance"}}),
-     422, "task"),
+    ("text-invisible-only", "post", "/api/v1/tasks/ai-pipeline", ai({"text": "\u200b\u200b\u2060 \n"}), 422, "empty"),
+    (
+        "options-task-unknown",
+        "post",
+        "/api/v1/tasks/ai-pipeline",
+        ai({"text": "hi", "options": {"task": "dance"}}),
+        422,
+        "task",
+    ),
     ("options-wrong-type", "post", "/api/v1/tasks/ai-pipeline", ai({"text": "hi", "options": "fast"}), 422, "options"),
-    ("priority-out-of-range", "post", "/api/v1/tasks/ai-pipeline", ai({"text": "hi", "priority": 42}), 422,
-     "priority"),
-    ("priority-wrong-type", "post", "/api/v1/tasks/ai-pipeline", ai({"text": "hi", "priority": "high"}), 422,
-     "priority"),
+    ("priority-out-of-range", "post", "/api/v1/tasks/ai-pipeline", ai({"text": "hi", "priority": 42}), 422, "priority"),
+    (
+        "priority-wrong-type",
+        "post",
+        "/api/v1/tasks/ai-pipeline",
+        ai({"text": "hi", "priority": "high"}),
+        422,
+        "priority",
+    ),
     ("resume-no-file", "post", "/api/v1/pipelines/resume", {"data": {"priority": "5"}}, 422, "file"),
     ("resume-empty", "post", "/api/v1/pipelines/resume", upload("cv.pdf", b"", "application/pdf"), 400, "empty"),
-    ("resume-png-named-pdf", "post", "/api/v1/pipelines/resume", upload("cv.pdf", PNG, "application/pdf"), 400,
-     "not a PDF"),
-    ("resume-html-type", "post", "/api/v1/pipelines/resume", upload("cv.html", b"<html>", "text/html"), 400,
-     "content type"),
-    ("resume-over-limit", "post", "/api/v1/pipelines/resume",
-     upload("big.pdf", b"%PDF-1.4\n" + b"0" * (32 * MiB + 1), "application/pdf"), 413, "limit"),
-    ("document-not-utf8", "post", "/api/v1/pipelines/document", upload("notes.txt", b"caf\xe9 \xff", "text/plain"),
-     400, "UTF-8"),
-    ("document-image-type", "post", "/api/v1/pipelines/document", upload("a.png", PNG, "image/png"), 400,
-     "unsupported"),
-    ("answer-image-type", "post", "/api/v1/pipelines/interview-answer", upload("a.png", PNG, "image/png"), 400,
-     "audio"),
+    (
+        "resume-png-named-pdf",
+        "post",
+        "/api/v1/pipelines/resume",
+        upload("cv.pdf", PNG, "application/pdf"),
+        400,
+        "not a PDF",
+    ),
+    (
+        "resume-html-type",
+        "post",
+        "/api/v1/pipelines/resume",
+        upload("cv.html", b"<html>", "text/html"),
+        400,
+        "content type",
+    ),
+    (
+        "resume-over-limit",
+        "post",
+        "/api/v1/pipelines/resume",
+        upload("big.pdf", b"%PDF-1.4\n" + b"0" * (32 * MiB + 1), "application/pdf"),
+        413,
+        "limit",
+    ),
+    (
+        "document-not-utf8",
+        "post",
+        "/api/v1/pipelines/document",
+        upload("notes.txt", b"caf\xe9 \xff", "text/plain"),
+        400,
+        "UTF-8",
+    ),
+    (
+        "document-image-type",
+        "post",
+        "/api/v1/pipelines/document",
+        upload("a.png", PNG, "image/png"),
+        400,
+        "unsupported",
+    ),
+    (
+        "answer-image-type",
+        "post",
+        "/api/v1/pipelines/interview-answer",
+        upload("a.png", PNG, "image/png"),
+        400,
+        "audio",
+    ),
     ("answer-empty", "post", "/api/v1/pipelines/interview-answer", upload("a.wav", b"", "audio/wav"), 400, "empty"),
-    ("answer-resume-id-too-long", "post", "/api/v1/pipelines/interview-answer",
-     upload("a.wav", NOT_AUDIO, "audio/wav", resume_id="r" * 65), 422, "resume_id"),
-    ("status-unknown-id", "get", "/api/v1/tasks/ai-pipeline/3f1e0b1c-0000-4000-8000-000000000000/status", {}, 404,
-     "not found"),
+    (
+        "answer-resume-id-too-long",
+        "post",
+        "/api/v1/pipelines/interview-answer",
+        upload("a.wav", NOT_AUDIO, "audio/wav", resume_id="r" * 65),
+        422,
+        "resume_id",
+    ),
+    (
+        "status-unknown-id",
+        "get",
+        "/api/v1/tasks/ai-pipeline/3f1e0b1c-0000-4000-8000-000000000000/status",
+        {},
+        404,
+        "not found",
+    ),
     ("status-path-like-id", "get", "/api/v1/pipelines/..%2F..%2Fetc%2Fpasswd", {}, 404, "not found"),
     ("cancel-unknown-id", "post", "/api/v1/pipelines/no-such-pipeline/cancel", {}, 404, "not found"),
     ("retry-unknown-id", "post", "/api/v1/pipelines/no-such-pipeline/retry", {}, 404, "not found"),
@@ -102,13 +163,20 @@ REST_REFUSED = [
     ("history-limit-zero", "get", "/api/v1/tasks/history", {"params": {"limit": 0}}, 422, "limit"),
     ("history-bad-cursor", "get", "/api/v1/tasks/history", {"params": {"cursor": "../../x"}}, 400, "cursor"),
     ("history-unknown-status", "get", "/api/v1/tasks/history", {"params": {"status": "DONE"}}, 422, "status"),
-    ("metrics-window-negative", "get", "/api/v1/metrics/summary", {"params": {"window_hours": -5}}, 422,
-     "window_hours"),
+    (
+        "metrics-window-negative",
+        "get",
+        "/api/v1/metrics/summary",
+        {"params": {"window_hours": -5}},
+        422,
+        "window_hours",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "kwargs", "status", "needle"),
-                         [pytest.param(*case[1:], id=case[0]) for case in REST_REFUSED])
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "needle"), [pytest.param(*case[1:], id=case[0]) for case in REST_REFUSED]
+)
 def test_rest_refuses_with_a_clear_message(client: httpx.Client, pids, method, path, kwargs, status, needle):
     response = client.request(method, path, **kwargs)
     assert response.status_code == status, response.text
@@ -126,29 +194,81 @@ def struct(**values: Any) -> struct_pb2.Struct:
 
 
 GRPC_REFUSED: list[tuple[str, Callable[[Any], Any], grpc.StatusCode, str]] = [
-    ("unknown-pipeline", lambda s: s.SubmitPipeline(gateway_pb2.SubmitPipelineRequest(pipeline="nope"), metadata=AUTH),
-     grpc.StatusCode.INVALID_ARGUMENT, "unknown pipeline"),
-    ("text-wrong-type", lambda s: s.SubmitPipeline(gateway_pb2.SubmitPipelineRequest(
-        pipeline="ai_pipeline", input=struct(text=42)), metadata=AUTH), grpc.StatusCode.INVALID_ARGUMENT, "text"),
-    ("file-in-wrong-field", lambda s: s.SubmitPipeline(gateway_pb2.SubmitPipelineRequest(
-        pipeline="resume", files=[gateway_pb2.UploadedFile(field="audio", filename="a.wav", data=NOT_AUDIO)]),
-        metadata=AUTH), grpc.StatusCode.INVALID_ARGUMENT, "file"),
-    ("pdf-that-is-png", lambda s: s.SubmitPipeline(gateway_pb2.SubmitPipelineRequest(
-        pipeline="resume", files=[gateway_pb2.UploadedFile(field="pdf", filename="cv.pdf", data=PNG)]),
-        metadata=AUTH), grpc.StatusCode.INVALID_ARGUMENT, "not a PDF"),
-    ("priority-out-of-range", lambda s: s.SubmitPipeline(gateway_pb2.SubmitPipelineRequest(
-        pipeline="ai_pipeline", input=struct(text="hi"), priority=77), metadata=AUTH),
-     grpc.StatusCode.INVALID_ARGUMENT, "priority"),
-    ("status-unknown-id", lambda s: s.GetPipelineStatus(gateway_pb2.GetPipelineStatusRequest(pipeline_id="nope"),
-                                                        metadata=AUTH), grpc.StatusCode.NOT_FOUND, "not found"),
-    ("watch-unknown-id", lambda s: list(s.WatchPipeline(gateway_pb2.WatchPipelineRequest(pipeline_id="nope"),
-                                                        metadata=AUTH)), grpc.StatusCode.NOT_FOUND, "not found"),
-    ("list-unknown-status", lambda s: s.ListTasks(gateway_pb2.ListTasksRequest(hours=1, status="DONE"),
-                                                  metadata=AUTH), grpc.StatusCode.INVALID_ARGUMENT, "status"),
-    ("list-negative-hours", lambda s: s.ListTasks(gateway_pb2.ListTasksRequest(hours=-3), metadata=AUTH),
-     grpc.StatusCode.INVALID_ARGUMENT, "hours"),
-    ("metrics-negative-window", lambda s: s.GetMetrics(gateway_pb2.GetMetricsRequest(window_hours=-1),
-                                                       metadata=AUTH), grpc.StatusCode.INVALID_ARGUMENT, "window"),
+    (
+        "unknown-pipeline",
+        lambda s: s.SubmitPipeline(gateway_pb2.SubmitPipelineRequest(pipeline="nope"), metadata=AUTH),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "unknown pipeline",
+    ),
+    (
+        "text-wrong-type",
+        lambda s: s.SubmitPipeline(
+            gateway_pb2.SubmitPipelineRequest(pipeline="ai_pipeline", input=struct(text=42)), metadata=AUTH
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "text",
+    ),
+    (
+        "file-in-wrong-field",
+        lambda s: s.SubmitPipeline(
+            gateway_pb2.SubmitPipelineRequest(
+                pipeline="resume", files=[gateway_pb2.UploadedFile(field="audio", filename="a.wav", data=NOT_AUDIO)]
+            ),
+            metadata=AUTH,
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "file",
+    ),
+    (
+        "pdf-that-is-png",
+        lambda s: s.SubmitPipeline(
+            gateway_pb2.SubmitPipelineRequest(
+                pipeline="resume", files=[gateway_pb2.UploadedFile(field="pdf", filename="cv.pdf", data=PNG)]
+            ),
+            metadata=AUTH,
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "not a PDF",
+    ),
+    (
+        "priority-out-of-range",
+        lambda s: s.SubmitPipeline(
+            gateway_pb2.SubmitPipelineRequest(pipeline="ai_pipeline", input=struct(text="hi"), priority=77),
+            metadata=AUTH,
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "priority",
+    ),
+    (
+        "status-unknown-id",
+        lambda s: s.GetPipelineStatus(gateway_pb2.GetPipelineStatusRequest(pipeline_id="nope"), metadata=AUTH),
+        grpc.StatusCode.NOT_FOUND,
+        "not found",
+    ),
+    (
+        "watch-unknown-id",
+        lambda s: list(s.WatchPipeline(gateway_pb2.WatchPipelineRequest(pipeline_id="nope"), metadata=AUTH)),
+        grpc.StatusCode.NOT_FOUND,
+        "not found",
+    ),
+    (
+        "list-unknown-status",
+        lambda s: s.ListTasks(gateway_pb2.ListTasksRequest(hours=1, status="DONE"), metadata=AUTH),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "status",
+    ),
+    (
+        "list-negative-hours",
+        lambda s: s.ListTasks(gateway_pb2.ListTasksRequest(hours=-3), metadata=AUTH),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "hours",
+    ),
+    (
+        "metrics-negative-window",
+        lambda s: s.GetMetrics(gateway_pb2.GetMetricsRequest(window_hours=-1), metadata=AUTH),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "window",
+    ),
 ]
 
 
@@ -168,27 +288,77 @@ def test_gateway_grpc_refuses_with_a_clear_message(gateway_stub, pids, call, cod
 
 # -- model services: INVALID_ARGUMENT -------------------------------------------------------
 SERVICE_REFUSED = [
-    ("parser", "parser-empty", lambda c: parser_pb2_grpc.ParserStub(c).ParsePdf(parser_pb2.ParsePdfRequest(pdf=b"")),
-     "empty"),
-    ("parser", "parser-not-pdf", lambda c: parser_pb2_grpc.ParserStub(c).ParsePdf(parser_pb2.ParsePdfRequest(pdf=PNG)),
-     "not a PDF"),
-    ("parser", "parser-encrypted", lambda c: parser_pb2_grpc.ParserStub(c).ParsePdf(
-        parser_pb2.ParsePdfRequest(pdf=encrypted_pdf())), "password"),
-    ("parser", "parser-truncated", lambda c: parser_pb2_grpc.ParserStub(c).ParsePdf(
-        parser_pb2.ParsePdfRequest(pdf=sample_pdf(["cut off"])[:200])), "PDF"),
-    ("embedder", "embedder-no-texts", lambda c: embedder_pb2_grpc.EmbedderStub(c).Embed(
-        embedder_pb2.EmbedRequest(texts=[])), "texts"),
-    ("embedder", "embedder-empty-text", lambda c: embedder_pb2_grpc.EmbedderStub(c).Embed(
-        embedder_pb2.EmbedRequest(texts=["fine", ""])), "empty"),
-    ("llm", "llm-unknown-role", lambda c: llm_pb2_grpc.LlmStub(c).Generate(llm_pb2.GenerateRequest(
-        messages=[llm_pb2.ChatMessage(role="wizard", content="hi")])), "role"),
-    ("llm", "llm-negative-temperature", lambda c: llm_pb2_grpc.LlmStub(c).Generate(llm_pb2.GenerateRequest(
-        messages=[llm_pb2.ChatMessage(role="user", content="hi")], temperature=-1)), "temperature"),
-    ("stt", "stt-not-audio", lambda c: stt_pb2_grpc.SttStub(c).Recognize(stt_pb2.RecognizeRequest(audio=NOT_AUDIO)),
-     "audio"),
+    (
+        "parser",
+        "parser-empty",
+        lambda c: parser_pb2_grpc.ParserStub(c).ParsePdf(parser_pb2.ParsePdfRequest(pdf=b"")),
+        "empty",
+    ),
+    (
+        "parser",
+        "parser-not-pdf",
+        lambda c: parser_pb2_grpc.ParserStub(c).ParsePdf(parser_pb2.ParsePdfRequest(pdf=PNG)),
+        "not a PDF",
+    ),
+    (
+        "parser",
+        "parser-encrypted",
+        lambda c: parser_pb2_grpc.ParserStub(c).ParsePdf(parser_pb2.ParsePdfRequest(pdf=encrypted_pdf())),
+        "password",
+    ),
+    (
+        "parser",
+        "parser-truncated",
+        lambda c: parser_pb2_grpc.ParserStub(c).ParsePdf(parser_pb2.ParsePdfRequest(pdf=sample_pdf(["cut off"])[:200])),
+        "PDF",
+    ),
+    (
+        "embedder",
+        "embedder-no-texts",
+        lambda c: embedder_pb2_grpc.EmbedderStub(c).Embed(embedder_pb2.EmbedRequest(texts=[])),
+        "texts",
+    ),
+    (
+        "embedder",
+        "embedder-empty-text",
+        lambda c: embedder_pb2_grpc.EmbedderStub(c).Embed(embedder_pb2.EmbedRequest(texts=["fine", ""])),
+        "empty",
+    ),
+    (
+        "llm",
+        "llm-unknown-role",
+        lambda c: llm_pb2_grpc.LlmStub(c).Generate(
+            llm_pb2.GenerateRequest(messages=[llm_pb2.ChatMessage(role="wizard", content="hi")])
+        ),
+        "role",
+    ),
+    (
+        "llm",
+        "llm-negative-temperature",
+        lambda c: llm_pb2_grpc.LlmStub(c).Generate(
+            llm_pb2.GenerateRequest(messages=[llm_pb2.ChatMessage(role="user", content="hi")], temperature=-1)
+        ),
+        "temperature",
+    ),
+    (
+        "stt",
+        "stt-not-audio",
+        lambda c: stt_pb2_grpc.SttStub(c).Recognize(stt_pb2.RecognizeRequest(audio=NOT_AUDIO)),
+        "audio",
+    ),
     ("stt", "stt-empty", lambda c: stt_pb2_grpc.SttStub(c).Recognize(stt_pb2.RecognizeRequest(audio=b"")), "empty"),
-    ("parser", "raw-bytes-not-a-message", lambda c: c.unary_unary("/aiworker.parser.v1.Parser/ParsePdf")(
-        b"\xff\xff\xff\xff not protobuf"), "request"),
+    (
+        "stt",
+        "stt-stream-not-audio",
+        lambda c: list(stt_pb2_grpc.SttStub(c).RecognizeStream(stt_pb2.RecognizeRequest(audio=NOT_AUDIO))),
+        "audio",
+    ),
+    (
+        "parser",
+        "raw-bytes-not-a-message",
+        lambda c: c.unary_unary("/aiworker.parser.v1.Parser/ParsePdf")(b"\xff\xff\xff\xff not protobuf"),
+        "request",
+    ),
 ]
 
 
@@ -203,25 +373,45 @@ def test_services_refuse_with_invalid_argument(stack, pids, kind, call, needle):
 
 # -- accepted, then failed fast at the first stage, never retried ---------------------------
 ACCEPTED_THEN_FAILED = [
-    ("pdf-header-then-garbage", "/api/v1/pipelines/resume",
-     upload("cv.pdf", b"%PDF-1.7\n" + bytes(range(256)) * 4, "application/pdf"), "INVALID_ARGUMENT"),
+    (
+        "pdf-header-then-garbage",
+        "/api/v1/pipelines/resume",
+        upload("cv.pdf", b"%PDF-1.7\n" + bytes(range(256)) * 4, "application/pdf"),
+        "INVALID_ARGUMENT",
+    ),
     ("pdf-encrypted", "/api/v1/pipelines/resume", upload("locked.pdf", encrypted_pdf(), "application/pdf"), "password"),
-    ("pdf-scan-without-text", "/api/v1/pipelines/resume", upload("scan.pdf", image_only_pdf(), "application/pdf"),
-     "no extractable text"),
-    ("audio-that-is-not", "/api/v1/pipelines/interview-answer", upload("answer.wav", NOT_AUDIO, "audio/wav"),
-     "INVALID_ARGUMENT"),
+    (
+        "pdf-scan-without-text",
+        "/api/v1/pipelines/resume",
+        upload("scan.pdf", image_only_pdf(), "application/pdf"),
+        "no extractable text",
+    ),
+    (
+        "audio-that-is-not",
+        "/api/v1/pipelines/interview-answer",
+        upload("answer.wav", NOT_AUDIO, "audio/wav"),
+        "INVALID_ARGUMENT",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("path", "kwargs", "needle"), [pytest.param(*c[1:], id=c[0]) for c in ACCEPTED_THEN_FAILED])
-def test_input_only_a_service_can_judge_fails_its_pipeline_fast_without_retries(client, stack, pids, path, kwargs,
-                                                                                needle):
+def test_input_only_a_service_can_judge_fails_its_pipeline_fast_without_retries(
+    client, stack, pids, path, kwargs, needle
+):
     response = client.post(path, **kwargs)
     assert response.status_code == 202, response.text
     data = response.json()["data"]
     task_ids = data["task_ids"]
-    status = wait_for(lambda: (s := client.get(f"/api/v1/pipelines/{data['pipeline_id']}").json()["data"])
-                      ["overall_state"] in ("FAILURE", "SUCCESS") and s, 90, "pipeline finished")
+    status = wait_for(
+        lambda: (
+            (s := client.get(f"/api/v1/pipelines/{data['pipeline_id']}").json()["data"])["overall_state"]
+            in ("FAILURE", "SUCCESS")
+            and s
+        ),
+        90,
+        "pipeline finished",
+    )
     assert status["overall_state"] == "FAILURE"
     stages = [t["status"] for t in status["tasks"]]
     assert stages == ["FAILURE"] + ["SKIPPED"] * (len(task_ids) - 1), stages
@@ -235,8 +425,15 @@ def test_a_path_like_filename_is_reduced_to_a_safe_name(client, stack, pids):
     response = client.post("/api/v1/pipelines/resume", **upload("../../etc/passwd\u202e.pdf", pdf, "application/pdf"))
     assert response.status_code == 202, response.text
     pipeline_id = response.json()["data"]["pipeline_id"]
-    final = wait_for(lambda: (s := client.get(f"/api/v1/pipelines/{pipeline_id}").json()["data"])
-                     ["overall_state"] in ("FAILURE", "SUCCESS") and s, 90, "pipeline finished")
+    final = wait_for(
+        lambda: (
+            (s := client.get(f"/api/v1/pipelines/{pipeline_id}").json()["data"])["overall_state"]
+            in ("FAILURE", "SUCCESS")
+            and s
+        ),
+        90,
+        "pipeline finished",
+    )
     assert final["overall_state"] == "SUCCESS"
     first = wait_statuses(stack.settings.tracking_database_url, [final["tasks"][0]["task_id"]], ["SUCCESS"])[0]
     filename = first["args"][0]["filename"]
@@ -249,8 +446,9 @@ def test_no_process_crashed_and_everything_is_still_ready(client, stack, gateway
     procs = {f"svc-{k}": s.process for k, s in stack.services.items()}
     procs.update({f"worker-{k}": w for k, w in stack.workers.items()})
     procs["gateway"] = gateway.process
-    assert {name: (proc.pid, proc.alive()) for name, proc in procs.items()} == \
-        {name: (pid, True) for name, pid in pids.items()}
+    assert {name: (proc.pid, proc.alive()) for name, proc in procs.items()} == {
+        name: (pid, True) for name, pid in pids.items()
+    }
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.text
 
@@ -260,12 +458,20 @@ def test_text_with_nul_and_odd_unicode_runs_and_is_tracked(client, stack, pids):
     cleaned by the pipeline and recorded intact enough: PostgreSQL cannot store NUL in
     text or JSON, so tracking must not lose the record over it."""
     text = "Celery\u0000 chains \u202eevil\u202c stages: cafe\u0301, \U0001f680, 한국어 이력서."
-    response = client.post("/api/v1/tasks/ai-pipeline", json={"text": text, "options": {"task": "keywords",
-                                                                                          "max_new_tokens": 8}})
+    response = client.post(
+        "/api/v1/tasks/ai-pipeline", json={"text": text, "options": {"task": "keywords", "max_new_tokens": 8}}
+    )
     assert response.status_code == 202, response.text
     data = response.json()["data"]
-    final = wait_for(lambda: (s := client.get(f"/api/v1/pipelines/{data['pipeline_id']}").json()["data"])
-                     ["overall_state"] in ("FAILURE", "SUCCESS") and s, 180, "pipeline finished")
+    final = wait_for(
+        lambda: (
+            (s := client.get(f"/api/v1/pipelines/{data['pipeline_id']}").json()["data"])["overall_state"]
+            in ("FAILURE", "SUCCESS")
+            and s
+        ),
+        180,
+        "pipeline finished",
+    )
     assert final["overall_state"] == "SUCCESS", final
     rows = wait_statuses(stack.settings.tracking_database_url, data["task_ids"], ["SUCCESS"] * 4, timeout=30)
     assert "한국어" in json.dumps(rows[0]["args"], ensure_ascii=False)

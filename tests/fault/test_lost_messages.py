@@ -49,8 +49,7 @@ def test_a_lost_first_stage_and_a_lost_middle_stage_are_sent_again(fault: FaultS
     fault.assert_tracked_once_and_succeeded([first, middle])  # the same ids: one row per stage
     worker_logs = "".join(p.log_path.read_text(errors="replace") for p in fault.workers.values())
     redelivered = [json.loads(line) for line in worker_logs.splitlines() if '"lost_task_redelivered"' in line]
-    assert {(r["task_id"], r["stage_index"]) for r in redelivered} >= \
-        {(first.task_ids[0], 0), (middle.task_ids[1], 1)}
+    assert {(r["task_id"], r["stage_index"]) for r in redelivered} >= {(first.task_ids[0], 0), (middle.task_ids[1], 1)}
 
 
 def test_nothing_is_sent_again_while_every_stage_is_somewhere(fault: FaultStack):
@@ -60,14 +59,20 @@ def test_nothing_is_sent_again_while_every_stage_is_somewhere(fault: FaultStack)
     log = fault.workers["cpu"].log_path
     try:
         pipelines = fault.submit_resumes(4, seed=520)
-        wait_for(lambda: all(fault.app.AsyncResult(p.task_ids[0]).state == "SUCCESS" for p in pipelines), 30,
-                 "every parse done, every embedding queued")
+        wait_for(
+            lambda: all(fault.app.AsyncResult(p.task_ids[0]).state == "SUCCESS" for p in pipelines),
+            30,
+            "every parse done, every embedding queued",
+        )
         sweeps = log.read_text(errors="replace").count("tasks.maintenance.redeliver_lost[")
         time.sleep(LOST_AFTER_SECONDS + 2 * 2 + 1)  # past lost_task_after_seconds, and two more sweeps
         text = log.read_text(errors="replace")
         assert text.count("tasks.maintenance.redeliver_lost[") > sweeps, "no sweep ran meanwhile"
-        assert not [line for line in text.splitlines() if '"lost_task_redelivered"' in line
-                    and any(p.pipeline_id in line for p in pipelines)]
+        assert not [
+            line
+            for line in text.splitlines()
+            if '"lost_task_redelivered"' in line and any(p.pipeline_id in line for p in pipelines)
+        ]
     finally:
         consume(fault, "gpu", True)
     fault.wait_all_succeeded(pipelines, timeout=60)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -23,15 +23,23 @@ ANSWER_WITHIN_SECONDS = 15  # "never hangs": every call during the outage answer
 
 @pytest.fixture
 def gateway(fault: FaultStack, log_dir) -> Iterator[RunningGateway]:
-    running = start_gateway(fault.env, log_dir, "fault-key-0123456789", name="fault-gateway", wait_ready=True,
-                            required_services="parser,embedder", health_cache_seconds="0.5")
+    running = start_gateway(
+        fault.env,
+        log_dir,
+        "fault-key-0123456789",
+        name="fault-gateway",
+        wait_ready=True,
+        required_services="parser,embedder",
+        health_cache_seconds="0.5",
+    )
     yield running
     running.stop()
 
 
 def submit(client: httpx.Client, seed: int) -> httpx.Response:
-    return client.post("/api/v1/pipelines/resume",
-                       files={"file": (f"cv-{seed}.pdf", resume_pdf(seed), "application/pdf")})
+    return client.post(
+        "/api/v1/pipelines/resume", files={"file": (f"cv-{seed}.pdf", resume_pdf(seed), "application/pdf")}
+    )
 
 
 def timed(call) -> tuple[httpx.Response, float]:
@@ -59,6 +67,7 @@ def test_redis_killed_and_restarted_under_load(fault: FaultStack, gateway: Runni
         assert response.status_code == 503 and seconds < ANSWER_WITHIN_SECONDS, (response.status_code, seconds)
         assert response.json()["error"]["code"] == "UNAVAILABLE"
         assert "nothing was submitted" in response.json()["error"]["message"]
+
         def readiness_says_503() -> httpx.Response | None:  # once its short cache (0.5 s) has expired
             response, seconds = timed(lambda: client.get("/readyz"))
             assert seconds < ANSWER_WITHIN_SECONDS
@@ -75,11 +84,16 @@ def test_redis_killed_and_restarted_under_load(fault: FaultStack, gateway: Runni
 
     wait_for(lambda: client.get("/readyz").status_code == 200, 60, "gateway ready again (workers reconnected)")
     try:
-        wait_for(lambda: all(overall(client, p) == "SUCCESS" for p in in_flight), 120,
-                 "the pipelines in flight during the outage completed", interval=1)
+        wait_for(
+            lambda: all(overall(client, p) == "SUCCESS" for p in in_flight),
+            120,
+            "the pipelines in flight during the outage completed",
+            interval=1,
+        )
     except TimeoutError as exc:
-        stuck = [client.get(f"/api/v1/pipelines/{p}").json()["data"] for p in in_flight
-                 if overall(client, p) != "SUCCESS"]
+        stuck = [
+            client.get(f"/api/v1/pipelines/{p}").json()["data"] for p in in_flight if overall(client, p) != "SUCCESS"
+        ]
         stages = [[(t["task_id"][:8], t["status"], t["retries"]) for t in s["tasks"]] for s in stuck]
         raise TimeoutError(f"{exc}: {stages}") from None
     after = [submit(client, seed).json()["data"]["pipeline_id"] for seed in range(410, 412)]

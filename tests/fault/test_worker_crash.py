@@ -43,7 +43,9 @@ def test_killed_pool_child_then_killed_worker_lose_no_pipeline(fault: FaultStack
     fault.assert_tracked_once_and_succeeded(pipelines)
 
     # The killed child's task and the dead worker's tasks ran again; their rows say so.
-    rows = {r["task_id"]: r for r in task_rows(fault.database_url, "task_id = ANY(:ids)",
-                                                 ids=[t for p in pipelines for t in p.task_ids])}
+    rows = {
+        r["task_id"]: r
+        for r in task_rows(fault.database_url, "task_id = ANY(:ids)", ids=[t for p in pipelines for t in p.task_ids])
+    }
     assert rows[victim["id"]]["redelivered"] is True
     assert any(r["redelivered"] and r["queue"] == "cpu_queue" for r in rows.values())

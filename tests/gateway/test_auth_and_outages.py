@@ -41,8 +41,9 @@ def wait_for(predicate, timeout: float, what: str):
     raise TimeoutError(f"not within {timeout}s: {what}")
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"X-API-Key": "wrong"},
-                                     {"Authorization": API_KEY}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong"}, {"X-API-Key": "wrong"}, {"Authorization": API_KEY}]
+)
 def test_rest_needs_a_valid_key(gateway, headers):
     response = httpx.get(f"{gateway.url}/api/v1/pipelines", headers=headers)
     assert response.status_code == 401
@@ -63,11 +64,17 @@ def test_grpc_needs_a_valid_key(gateway):
             stub.ListTasks(gateway_pb2.ListTasksRequest(hours=1), timeout=10)
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
         with pytest.raises(grpc.RpcError) as err:
-            list(stub.WatchPipeline(gateway_pb2.WatchPipelineRequest(pipeline_id="x"), timeout=10,
-                                    metadata=(("authorization", "Bearer nope"),)))
+            list(
+                stub.WatchPipeline(
+                    gateway_pb2.WatchPipelineRequest(pipeline_id="x"),
+                    timeout=10,
+                    metadata=(("authorization", "Bearer nope"),),
+                )
+            )
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
-        reply = stub.ListTasks(gateway_pb2.ListTasksRequest(hours=1, limit=1), timeout=10,
-                               metadata=(("x-api-key", API_KEY),))
+        reply = stub.ListTasks(
+            gateway_pb2.ListTasksRequest(hours=1, limit=1), timeout=10, metadata=(("x-api-key", API_KEY),)
+        )
         assert isinstance(reply, gateway_pb2.ListTasksResponse)
 
 
@@ -85,19 +92,33 @@ def test_grpc_audit_line_has_request_id_key_id_method_code_duration_and_never_th
     key_id = ApiKeyring.parse([API_KEY]).identify(API_KEY)
     with grpc.insecure_channel(gateway.grpc_address) as channel:
         stub = gateway_pb2_grpc.GatewayStub(channel)
-        stub.ListTasks(gateway_pb2.ListTasksRequest(hours=1, limit=1), timeout=10,
-                       metadata=(("x-api-key", API_KEY), ("x-request-id", "grpc-audit-ok")))
+        stub.ListTasks(
+            gateway_pb2.ListTasksRequest(hours=1, limit=1),
+            timeout=10,
+            metadata=(("x-api-key", API_KEY), ("x-request-id", "grpc-audit-ok")),
+        )
         with pytest.raises(grpc.RpcError):
-            stub.GetPipelineStatus(gateway_pb2.GetPipelineStatusRequest(pipeline_id="missing"), timeout=10,
-                                   metadata=(("authorization", f"Bearer {API_KEY}"),
-                                             ("x-request-id", "grpc-audit-404")))
+            stub.GetPipelineStatus(
+                gateway_pb2.GetPipelineStatusRequest(pipeline_id="missing"),
+                timeout=10,
+                metadata=(("authorization", f"Bearer {API_KEY}"), ("x-request-id", "grpc-audit-404")),
+            )
         with pytest.raises(grpc.RpcError):  # right after a call with a key: no key id may linger
-            stub.ListTasks(gateway_pb2.ListTasksRequest(hours=1), timeout=10,
-                           metadata=(("authorization", "Bearer not-a-key-grpc"), ("x-request-id", "grpc-audit-401")))
+            stub.ListTasks(
+                gateway_pb2.ListTasksRequest(hours=1),
+                timeout=10,
+                metadata=(("authorization", "Bearer not-a-key-grpc"), ("x-request-id", "grpc-audit-401")),
+            )
 
     def finished(request_id: str) -> dict | None:
-        return next((line for line in log_lines(gateway)
-                     if line.get("request_id") == request_id and line.get("event") == "rpc_finished"), None)
+        return next(
+            (
+                line
+                for line in log_lines(gateway)
+                if line.get("request_id") == request_id and line.get("event") == "rpc_finished"
+            ),
+            None,
+        )
 
     ok = wait_for(lambda: finished("grpc-audit-ok"), 5, "rpc_finished of the ListTasks call")
     assert ok["key_id"] == key_id and ok["method"] == "/aiworker.gateway.v1.Gateway/ListTasks"
@@ -154,8 +175,13 @@ def test_broker_down_is_503_with_a_message_not_a_hang(stack, log_dir):
 
 def test_grpc_health_follows_readiness_while_a_service_is_down_and_back(stack, log_dir):
     parser = start_service("parser", log_dir)  # the gateway's own, so the stack's stays up
-    gateway = start_gateway({**stack.env, "AIWORKER_PARSER_ADDRESS": parser.address}, log_dir, API_KEY,
-                            name="gateway-parser-outage", wait_ready=True)
+    gateway = start_gateway(
+        {**stack.env, "AIWORKER_PARSER_ADDRESS": parser.address},
+        log_dir,
+        API_KEY,
+        name="gateway-parser-outage",
+        wait_ready=True,
+    )
 
     def grpc_health() -> int:
         return health_status(gateway.grpc_address, GATEWAY_SERVICE, timeout=5)

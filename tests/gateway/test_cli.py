@@ -30,6 +30,8 @@ def test_submit_watch_status_and_history(gateway):
     assert final["pipeline_id"] == submitted["pipeline_id"] and final["overall_state"] == "SUCCESS"
     status = run(gateway, "status", submitted["pipeline_id"])
     assert status.returncode == 0 and "stage4_post_processing" in status.stdout and "SUCCESS" in status.stdout
+    result = run(gateway, "result", submitted["pipeline_id"])
+    assert result.returncode == 0 and json.loads(result.stdout)["result"] == "pipeline_completed"
     history = run(gateway, "history", "--hours", "1", "--limit", "5", "--json")
     assert history.returncode == 0 and len(json.loads(history.stdout)["items"]) == 5
 

@@ -18,7 +18,7 @@ from gateway.settings import GatewaySettings
 from orchestrator.db import upgrade
 from orchestrator.pipelines import PIPELINES
 from orchestrator.settings import OrchestratorSettings
-from orchestrator.tracking.queries import TrackingQueries
+from orchestrator.tracking import registry_queries
 from tests.gateway.test_rest import wait_done
 from tests.support.ports import free_port
 
@@ -43,7 +43,7 @@ def empty_database(postgres_url):
 
 def estimate(stack, database_url: str, name: str, **gateway_settings) -> float:
     settings = OrchestratorSettings(broker_url=stack.settings.broker_url, database_url=database_url)
-    service = PipelineGateway(GatewaySettings(**gateway_settings), stack.app, TrackingQueries(settings))
+    service = PipelineGateway(GatewaySettings(**gateway_settings), stack.app, registry_queries(settings))
     try:
         return asyncio.run(service.estimate(name))
     finally:
@@ -67,7 +67,7 @@ def test_with_history_the_setting_is_not_used(stack, client):
     submitted = client.post("/api/v1/tasks/ai-pipeline", json={"text": "Estimate me.", "options": {"task": "keywords"}})
     assert submitted.status_code == 202, submitted.text
     assert wait_done(client, submitted.json()["data"]["pipeline_id"])["overall_state"] == "SUCCESS"
-    queries = TrackingQueries(stack.settings)
+    queries = registry_queries(stack.settings)
     deadline = time.monotonic() + 30  # the last stage's SUCCESS is live first, in PostgreSQL once drained
     while None in (means := queries.mean_stage_seconds("ai_pipeline")).values() and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -60,8 +60,12 @@ class HeldGateway:
 def held(stack, log_dir, tmp_path_factory):
     proc, broker_url = start_redis(tmp_path_factory.mktemp("held-broker"))
     settings = stack.settings
-    env = {**stack.env, "AIWORKER_BROKER_URL": broker_url, "AIWORKER_RESULT_BACKEND": settings.result_backend,
-           "AIWORKER_REDIS_URL": settings.redis_url}
+    env = {
+        **stack.env,
+        "AIWORKER_BROKER_URL": broker_url,
+        "AIWORKER_RESULT_BACKEND": settings.result_backend,
+        "AIWORKER_REDIS_URL": settings.redis_url,
+    }
     gateway = start_gateway(env, log_dir, API_KEY, name="gateway-held")
     broker = redis.Redis.from_url(broker_url)
     options = celery_config(settings)["broker_transport_options"]
@@ -115,8 +119,9 @@ def test_a_more_urgent_submission_overtakes_a_waiting_one_on_the_broker(held):
 
 
 def test_retry_is_sent_at_the_priority_the_pipeline_was_submitted_with(held, client):
-    submitted = client.post("/api/v1/pipelines/resume", data={"priority": "8"},
-                            files={"file": ("junk.pdf", JUNK_PDF, "application/pdf")})
+    submitted = client.post(
+        "/api/v1/pipelines/resume", data={"priority": "8"}, files={"file": ("junk.pdf", JUNK_PDF, "application/pdf")}
+    )
     assert submitted.status_code == 202, submitted.text
     pipeline_id = submitted.json()["data"]["pipeline_id"]
     failed = wait_done(client, pipeline_id, timeout=60)

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 
-from orchestrator.pipelines import submit
+from orchestrator.db import engine_for
+from orchestrator.submission import submit
 from svc_parser.model import sample_pdf
 
 SAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "samples"
@@ -32,7 +34,9 @@ def test_readyz_aggregates_every_part_with_devices(gateway):
     body = httpx.get(f"{gateway.url}/readyz", timeout=10).json()
     assert body["ready"] is True
     parts = body["parts"]
-    assert {"parser", "embedder", "llm", "stt", "redis", "postgres", "workers:cpu_queue", "workers:gpu_queue"} <= set(parts)
+    assert {"parser", "embedder", "llm", "stt", "redis", "postgres", "workers:cpu_queue", "workers:gpu_queue"} <= set(
+        parts
+    )
     for service in ("parser", "embedder", "llm", "stt"):
         assert parts[service]["status"] == "SERVING" and parts[service]["device"] == "cpu"
     assert "cpu@test" in parts["workers:cpu_queue"]["detail"]
@@ -43,9 +47,10 @@ def test_readyz_aggregates_every_part_with_devices(gateway):
 
 
 def test_ai_pipeline_seed_shapes(client):
-    response = client.post("/api/v1/tasks/ai-pipeline",
-                           json={"text": "Celery and Redis run a four stage pipeline.", "options": {"task": "keywords"},
-                                 "priority": 5})
+    response = client.post(
+        "/api/v1/tasks/ai-pipeline",
+        json={"text": "Celery and Redis run a four stage pipeline.", "options": {"task": "keywords"}, "priority": 5},
+    )
     assert response.status_code == 202
     body = response.json()
     assert body["success"] is True
@@ -60,8 +65,11 @@ def test_ai_pipeline_seed_shapes(client):
     assert data["pipeline_id"] == pipeline_id and data["overall_state"] == "SUCCESS" and data["total_steps"] == 4
     assert [t["step"] for t in data["tasks"]] == [1, 2, 3, 4]
     assert [t["task_name"] for t in data["tasks"]] == [
-        "tasks.ai_pipeline.stage1_preprocessing", "tasks.ai_pipeline.stage2_feature_extraction",
-        "tasks.ai_pipeline.stage3_model_inference", "tasks.ai_pipeline.stage4_post_processing"]
+        "tasks.ai_pipeline.stage1_preprocessing",
+        "tasks.ai_pipeline.stage2_feature_extraction",
+        "tasks.ai_pipeline.stage3_model_inference",
+        "tasks.ai_pipeline.stage4_post_processing",
+    ]
     assert all(t["status"] == "SUCCESS" and t["ready"] and t["task_id"] for t in data["tasks"])
     assert all(t["result"] for t in data["tasks"])  # a short summary of each stage's result
 
@@ -71,13 +79,17 @@ def test_uploads_run_the_file_pipelines(client):
     resume = client.post("/api/v1/pipelines/resume", files={"file": ("../../etc/cv.pdf", pdf, "application/pdf")})
     assert resume.status_code == 202, resume.text
     resume_id = resume.json()["data"]["pipeline_id"]
-    document = client.post("/api/v1/pipelines/document",
-                           files={"file": ("notes.txt", "회의록: GPU 서버 증설 결정.".encode(), "text/plain")})
+    document = client.post(
+        "/api/v1/pipelines/document",
+        files={"file": ("notes.txt", "회의록: GPU 서버 증설 결정.".encode(), "text/plain")},
+    )
     assert document.status_code == 202, document.text
     assert wait_done(client, resume_id)["overall_state"] == "SUCCESS"
-    answer = client.post("/api/v1/pipelines/interview-answer",
-                         files={"file": ("answer.wav", (SAMPLES / "answer.wav").read_bytes(), "audio/wav")},
-                         data={"resume_id": resume_id, "question": "Tell me about your pipelines."})
+    answer = client.post(
+        "/api/v1/pipelines/interview-answer",
+        files={"file": ("answer.wav", (SAMPLES / "answer.wav").read_bytes(), "audio/wav")},
+        data={"resume_id": resume_id, "question": "Tell me about your pipelines."},
+    )
     assert answer.status_code == 202, answer.text
     for pipeline_id in (document.json()["data"]["pipeline_id"], answer.json()["data"]["pipeline_id"]):
         assert wait_done(client, pipeline_id)["overall_state"] == "SUCCESS"
@@ -89,8 +101,9 @@ def test_uploads_run_the_file_pipelines(client):
 def test_events_stream_until_the_pipeline_ends(client, gateway):
     pipeline_id = client.post("/api/v1/tasks/ai-pipeline", json={"text": "Stream me."}).json()["data"]["pipeline_id"]
     states, events = [], []
-    with httpx.stream("GET", f"{gateway.url}/api/v1/pipelines/{pipeline_id}/events", headers=gateway.headers,
-                      timeout=240) as response:
+    with httpx.stream(
+        "GET", f"{gateway.url}/api/v1/pipelines/{pipeline_id}/events", headers=gateway.headers, timeout=240
+    ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         event = None
@@ -110,14 +123,19 @@ def test_events_stream_until_the_pipeline_ends(client, gateway):
 def test_history_filters_and_cursor(client):
     first = client.get("/api/v1/tasks/history", params={"hours": 1, "limit": 3}).json()["data"]
     assert len(first["items"]) == 3 and first["next_cursor"]
-    second = client.get("/api/v1/tasks/history", params={"hours": 1, "limit": 3, "cursor": first["next_cursor"]}).json()["data"]
+    second = client.get(
+        "/api/v1/tasks/history", params={"hours": 1, "limit": 3, "cursor": first["next_cursor"]}
+    ).json()["data"]
     assert not {t["task_id"] for t in first["items"]} & {t["task_id"] for t in second["items"]}
     created = [t["created_at"] for t in first["items"] + second["items"]]
     assert created == sorted(created, reverse=True)
-    ok = client.get("/api/v1/tasks/history", params={"hours": 1, "status": "SUCCESS",
-                                                      "task_name": "tasks.ai_pipeline.stage1_preprocessing"}).json()["data"]
-    assert ok["items"] and all(t["status"] == "SUCCESS" and t["task_name"].endswith("stage1_preprocessing")
-                               for t in ok["items"])
+    ok = client.get(
+        "/api/v1/tasks/history",
+        params={"hours": 1, "status": "SUCCESS", "task_name": "tasks.ai_pipeline.stage1_preprocessing"},
+    ).json()["data"]
+    assert ok["items"] and all(
+        t["status"] == "SUCCESS" and t["task_name"].endswith("stage1_preprocessing") for t in ok["items"]
+    )
 
 
 def test_metrics_summary_and_prometheus(client):
@@ -138,9 +156,9 @@ def test_priority_is_estimated_and_validated(client):
 
 def test_cancel_revokes_stages_not_yet_run(client, gateway):
     long_text = "Explain in detail. " * 50
-    pipeline_id = client.post("/api/v1/tasks/ai-pipeline",
-                              json={"text": long_text, "options": {"task": "summarize", "max_new_tokens": 400}}
-                              ).json()["data"]["pipeline_id"]
+    pipeline_id = client.post(
+        "/api/v1/tasks/ai-pipeline", json={"text": long_text, "options": {"task": "summarize", "max_new_tokens": 400}}
+    ).json()["data"]["pipeline_id"]
     cancelled = client.post(f"/api/v1/pipelines/{pipeline_id}/cancel", params={"terminate": "true"})
     assert cancelled.status_code == 200, cancelled.text
     data = wait_done(client, pipeline_id, timeout=120)
@@ -153,8 +171,10 @@ def test_cancel_revokes_stages_not_yet_run(client, gateway):
 def start_until_llm_stage_runs(client: httpx.Client, max_new_tokens: int, timeout: float = 60) -> dict:
     """An ai_pipeline whose third stage (the LLM generation) has started: its status then."""
     text = "Celery workers take tasks from Redis queues and call model services over gRPC. " * 20
-    pipeline_id = client.post("/api/v1/tasks/ai-pipeline", json={
-        "text": text, "options": {"task": "summarize", "max_new_tokens": max_new_tokens}}).json()["data"]["pipeline_id"]
+    pipeline_id = client.post(
+        "/api/v1/tasks/ai-pipeline",
+        json={"text": text, "options": {"task": "summarize", "max_new_tokens": max_new_tokens}},
+    ).json()["data"]["pipeline_id"]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         data = client.get(f"/api/v1/pipelines/{pipeline_id}").json()["data"]
@@ -197,17 +217,20 @@ def test_cancel_without_terminate_lets_the_running_stage_finish(client):
 
 def test_retry_reruns_from_the_failed_stage_only(client, stack):
     resume_id = str(uuid.uuid4())
-    answer = client.post("/api/v1/pipelines/interview-answer",
-                         files={"file": ("a.wav", (SAMPLES / "answer.wav").read_bytes(), "audio/wav")},
-                         data={"resume_id": resume_id})
+    answer = client.post(
+        "/api/v1/pipelines/interview-answer",
+        files={"file": ("a.wav", (SAMPLES / "answer.wav").read_bytes(), "audio/wav")},
+        data={"resume_id": resume_id},
+    )
     pipeline_id = answer.json()["data"]["pipeline_id"]
     failed = wait_done(client, pipeline_id)
     assert [t["status"] for t in failed["tasks"]] == ["SUCCESS", "FAILURE", "SKIPPED"]
     assert "not found" in failed["tasks"][1]["result"]
     first_stt_task = failed["tasks"][0]["task_id"]
     # The missing resume appears (its document id is its pipeline id).
-    made = submit(stack.app, "resume", {"pdf": stack.put_blob(sample_pdf(["Park. Celery and Redis."]))},
-                  pipeline_id=resume_id)
+    made = submit(
+        stack.app, "resume", {"pdf": stack.put_blob(sample_pdf(["Park. Celery and Redis."]))}, pipeline_id=resume_id
+    )
     stack.wait(made)
     retried = client.post(f"/api/v1/pipelines/{pipeline_id}/retry")
     assert retried.status_code == 202, retried.text
@@ -221,26 +244,66 @@ def test_retry_reruns_from_the_failed_stage_only(client, stack):
     assert client.post(f"/api/v1/pipelines/{pipeline_id}/retry").status_code == 409
 
 
-@pytest.mark.parametrize(("method", "path", "kwargs", "status", "code"), [
-    ("get", "/api/v1/pipelines/00000000-0000-0000-0000-000000000000", {}, 404, "NOT_FOUND"),
-    ("get", "/api/v1/tasks/ai-pipeline/unknown/status", {}, 404, "NOT_FOUND"),
-    ("post", "/api/v1/tasks/ai-pipeline", {"content": b"{not json", "headers": {"content-type": "application/json"}},
-     422, "INVALID_ARGUMENT"),
-    ("post", "/api/v1/tasks/ai-pipeline", {"json": {"text": "x", "options": {"task": "poetry"}}}, 422,
-     "INVALID_ARGUMENT"),
-    ("post", "/api/v1/pipelines/resume", {"files": {"file": ("a.pdf", b"not a pdf", "application/pdf")}},
-     400, "INVALID_ARGUMENT"),
-    ("post", "/api/v1/pipelines/resume", {"files": {"file": ("a.png", b"\x89PNG", "image/png")}}, 400, "INVALID_ARGUMENT"),
-    ("post", "/api/v1/pipelines/resume", {"files": {"file": ("a.pdf", b"", "application/pdf")}}, 400, "INVALID_ARGUMENT"),
-    ("post", "/api/v1/pipelines/resume", {}, 422, "INVALID_ARGUMENT"),
-    ("post", "/api/v1/pipelines/document", {"files": {"file": ("a.txt", b"\xff\xfe\xfa", "text/plain")}},
-     400, "INVALID_ARGUMENT"),
-    ("post", "/api/v1/pipelines/interview-answer", {"files": {"file": ("a.txt", b"hello", "text/plain")}},
-     400, "INVALID_ARGUMENT"),
-    ("get", "/api/v1/tasks/history", {"params": {"hours": -1}}, 422, "INVALID_ARGUMENT"),
-    ("get", "/api/v1/tasks/history", {"params": {"cursor": "garbage!"}}, 400, "INVALID_ARGUMENT"),
-    ("get", "/api/v1/tasks/history", {"params": {"status": "NOPE"}}, 422, "INVALID_ARGUMENT"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "code"),
+    [
+        ("get", "/api/v1/pipelines/00000000-0000-0000-0000-000000000000", {}, 404, "NOT_FOUND"),
+        ("get", "/api/v1/tasks/ai-pipeline/unknown/status", {}, 404, "NOT_FOUND"),
+        (
+            "post",
+            "/api/v1/tasks/ai-pipeline",
+            {"content": b"{not json", "headers": {"content-type": "application/json"}},
+            422,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "post",
+            "/api/v1/tasks/ai-pipeline",
+            {"json": {"text": "x", "options": {"task": "poetry"}}},
+            422,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "post",
+            "/api/v1/pipelines/resume",
+            {"files": {"file": ("a.pdf", b"not a pdf", "application/pdf")}},
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "post",
+            "/api/v1/pipelines/resume",
+            {"files": {"file": ("a.png", b"\x89PNG", "image/png")}},
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "post",
+            "/api/v1/pipelines/resume",
+            {"files": {"file": ("a.pdf", b"", "application/pdf")}},
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        ("post", "/api/v1/pipelines/resume", {}, 422, "INVALID_ARGUMENT"),
+        (
+            "post",
+            "/api/v1/pipelines/document",
+            {"files": {"file": ("a.txt", b"\xff\xfe\xfa", "text/plain")}},
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "post",
+            "/api/v1/pipelines/interview-answer",
+            {"files": {"file": ("a.txt", b"hello", "text/plain")}},
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        ("get", "/api/v1/tasks/history", {"params": {"hours": -1}}, 422, "INVALID_ARGUMENT"),
+        ("get", "/api/v1/tasks/history", {"params": {"cursor": "garbage!"}}, 400, "INVALID_ARGUMENT"),
+        ("get", "/api/v1/tasks/history", {"params": {"status": "NOPE"}}, 422, "INVALID_ARGUMENT"),
+    ],
+)
 def test_errors_are_json_with_a_code_and_message(client, method, path, kwargs, status, code):
     response = getattr(client, method)(path, **kwargs)
     assert response.status_code == status, response.text
@@ -255,15 +318,94 @@ def test_upload_over_the_limit_is_refused(stack, log_dir):
     small = start_gateway(stack.env, log_dir, "k", name="gateway-small", max_upload_bytes="1000")
     try:
         with small.client() as c:
-            response = c.post("/api/v1/pipelines/resume",
-                              files={"file": ("big.pdf", b"%PDF-1.4\n" + b"0" * 5000, "application/pdf")})
+            response = c.post(
+                "/api/v1/pipelines/resume", files={"file": ("big.pdf", b"%PDF-1.4\n" + b"0" * 5000, "application/pdf")}
+            )
         assert response.status_code == 413 and "limit" in response.json()["error"]["message"]
         assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
         # Far over: refused on its Content-Length, before the body is read (and before the key check).
         with small.client(authed=False) as c:
-            response = c.post("/api/v1/pipelines/resume",
-                              files={"file": ("huge.pdf", b"%PDF-1.4\n" + b"0" * 200_000, "application/pdf")})
+            response = c.post(
+                "/api/v1/pipelines/resume",
+                files={"file": ("huge.pdf", b"%PDF-1.4\n" + b"0" * 200_000, "application/pdf")},
+            )
         assert response.status_code == 413, response.text
         assert response.json()["error"]["message"].startswith("request body of ")
     finally:
         small.stop()
+
+
+def test_the_generic_route_takes_json_and_named_file_fields(client):
+    by_json = client.post("/api/v1/pipelines/ai_pipeline", json={"text": "Generic JSON.", "priority": 7})
+    assert by_json.status_code == 202, by_json.text
+    assert by_json.json()["data"]["pipeline"] == "ai_pipeline" and len(by_json.json()["data"]["task_ids"]) == 4
+    pdf = sample_pdf(["Named field. Go and Rust."])
+    by_field = client.post(
+        "/api/v1/pipelines/resume",
+        files={"pdf": ("cv.pdf", pdf, "application/pdf")},
+        data={"input": '{"max_pages": 1}'},
+    )
+    assert by_field.status_code == 202, by_field.text
+    assert wait_done(client, by_field.json()["data"]["pipeline_id"])["overall_state"] == "SUCCESS"
+    for body, status, says in (
+        ({"json": ["not", "an", "object"]}, 422, "object"),
+        ({"json": {"text": "x", "priority": "high"}}, 422, "priority"),
+        ({"content": b"text=x", "headers": {"content-type": "text/plain"}}, 422, "multipart"),
+        ({"json": {"text": "x", "unknown_field_is_ignored": 1, "options": {"task": "poetry"}}}, 422, "poetry"),
+    ):
+        response = client.post("/api/v1/pipelines/ai-pipeline", **body)
+        assert response.status_code == status and says in response.json()["error"]["message"], response.text
+    unknown = client.post("/api/v1/pipelines/no_such_pipeline", json={})
+    assert unknown.status_code == 404 and "known:" in unknown.json()["error"]["message"]
+    extra_file = client.post(
+        "/api/v1/pipelines/ai-pipeline", files={"file": ("a.txt", b"x", "text/plain")}, data={"text": "x"}
+    )
+    assert extra_file.status_code == 422 and "takes no file" in extra_file.json()["error"]["message"]
+
+
+def wait_recorded(client: httpx.Client, pipeline_id: str, task_id: str, timeout: float = 60) -> None:
+    """Until tracking (PostgreSQL, not the live hash) holds the task as SUCCESS."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tasks = client.get(f"/api/v1/pipelines/{pipeline_id}/tasks").json()["data"]
+        if any(t["task_id"] == task_id and t["status"] == "SUCCESS" for t in tasks):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"task {task_id} was not recorded as SUCCESS in {timeout} s: {tasks}")
+
+
+def test_result_is_the_final_stage_whole_result(client, stack):
+    long_text = " ".join(f"Sentence {i} about queues, workers and retries." for i in range(40))
+    pipeline_id = client.post("/api/v1/pipelines/ai-pipeline", json={"text": long_text}).json()["data"]["pipeline_id"]
+    running = client.get(f"/api/v1/pipelines/{pipeline_id}/result")
+    assert running.status_code == 409 and running.json()["error"]["code"] == "FAILED_PRECONDITION"
+    status = wait_done(client, pipeline_id)
+    body = client.get(f"/api/v1/pipelines/{pipeline_id}/result").json()["data"]
+    assert body["pipeline_id"] == pipeline_id and body["task_id"] == status["tasks"][-1]["task_id"]
+    output = body["result"]["output"]
+    assert output["input_stats"]["chars"] == len(long_text)  # whole: the status keeps 200 characters
+    assert len(status["tasks"][-1]["result"]) <= 200 < len(json.dumps(body["result"]))
+    assert client.get("/api/v1/pipelines/no-such-id/result").status_code == 404
+    last = status["tasks"][-1]["task_id"]
+    wait_recorded(client, pipeline_id, last)  # the live overlay says SUCCESS before the drainer writes the row
+    stack.app.backend.forget(last)  # as when results expire (or Redis lost them): tracking's copy serves
+    again = client.get(f"/api/v1/pipelines/{pipeline_id}/result")
+    assert again.status_code == 200 and again.json()["data"]["result"] == body["result"]
+    with engine_for(stack.settings.tracking_database_url).begin() as conn:  # as when tracked rows expire
+        conn.execute(text("UPDATE task_info SET output = NULL WHERE task_id = :id"), {"id": last})
+    gone = client.get(f"/api/v1/pipelines/{pipeline_id}/result")
+    assert gone.status_code == 410 and gone.json()["error"]["code"] == "GONE"
+    assert "no longer stored" in gone.json()["error"]["message"]
+
+
+def test_a_pipelines_tasks_with_their_errors_and_tracebacks(client):
+    bad_pdf = b"%PDF-1.4\n1 0 obj garbage\n%%EOF"
+    response = client.post("/api/v1/pipelines/resume", files={"file": ("bad.pdf", bad_pdf, "application/pdf")})
+    pipeline_id = response.json()["data"]["pipeline_id"]
+    assert wait_done(client, pipeline_id)["overall_state"] == "FAILURE"
+    tasks = client.get(f"/api/v1/pipelines/{pipeline_id}/tasks").json()["data"]
+    assert [t["stage_index"] for t in tasks] == [0, 1, 2]
+    assert tasks[0]["status"] == "FAILURE" and tasks[0]["error_message"] and tasks[0]["traceback"]
+    assert tasks[0]["args"] and tasks[0]["worker"] and tasks[0]["queue"] == "cpu_queue"
+    assert [t["status"] for t in tasks[1:]] == ["SKIPPED", "SKIPPED"]
+    assert client.get("/api/v1/pipelines/no-such-id/tasks").status_code == 404

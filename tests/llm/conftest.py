@@ -6,7 +6,7 @@ import grpc
 import pytest
 
 from aiworker.llm.v1 import llm_pb2, llm_pb2_grpc
-from tests.llm.support import MAX_NEW_TOKENS_LIMIT, MAX_QUEUED_REQUESTS
+from tests.llm.support import MAX_BATCH_SEQUENCES, MAX_BATCH_TOKENS, MAX_NEW_TOKENS_LIMIT, MAX_QUEUED_REQUESTS
 from tests.support.services import RunningService, start_service
 
 
@@ -20,8 +20,21 @@ class EagerStart:
 @pytest.fixture(scope="session")
 def llm_eager_start(log_dir):
     """The service in eager mode, with what it said while its model was loading."""
-    service = start_service("llm", log_dir, "--device", "cpu", "--max-queued-requests", str(MAX_QUEUED_REQUESTS),
-                            "--max-new-tokens-limit", str(MAX_NEW_TOKENS_LIMIT), wait=False)
+    service = start_service(
+        "llm",
+        log_dir,
+        "--device",
+        "cpu",
+        "--max-queued-requests",
+        str(MAX_QUEUED_REQUESTS),
+        "--max-batch-sequences",
+        str(MAX_BATCH_SEQUENCES),
+        "--max-batch-tokens",
+        str(MAX_BATCH_TOKENS),
+        "--max-new-tokens-limit",
+        str(MAX_NEW_TOKENS_LIMIT),
+        wait=False,
+    )
     try:
         observed: dict[str, int] = {}
 

@@ -13,9 +13,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from aiworker.llm.v1 import llm_pb2
 from tests.support.services import RunningService
 
-# Flags of the session's service: one generation runs, one waits, a third is refused.
+# Flags of the session's service: four generations run together, one more waits
+# for a place, the next is refused; the batch's KV budget holds one generation
+# of max_new_tokens=MAX_NEW_TOKENS_LIMIT but not two.
+MAX_BATCH_SEQUENCES = 4
 MAX_QUEUED_REQUESTS = 1
 MAX_NEW_TOKENS_LIMIT = 2048
+MAX_BATCH_TOKENS = 4096
 
 SHORT_PROMPT = "Name three colors."
 # Asks for far more text than any test lets the model write.
@@ -73,6 +77,21 @@ def wait_for_event(service: RunningService, event: str, rid: str, timeout: float
             return events[-1]
         time.sleep(0.2)
     raise AssertionError(f"no {event!r} log line for request {rid} within {timeout:.0f}s")
+
+
+def metric_samples(service: RunningService) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the service's /metrics: {(name, sorted labels but `service`): value}."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{service.metrics_port}/metrics", timeout=5).read().decode()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = tuple(sorted((k, v) for k, v in sample.labels.items() if k != "service"))
+            samples[sample.name, labels] = sample.value
+    return samples
+
+
+def metric(service: RunningService, name: str, **labels: str) -> float:
+    return metric_samples(service).get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 def completion_tokens_by_reason(service: RunningService) -> dict[str, tuple[float, float]]:

@@ -7,7 +7,7 @@ import grpc
 import pytest
 
 from aiworker.llm.v1 import llm_pb2
-from tests.llm.support import MAX_NEW_TOKENS_LIMIT, generate, request
+from tests.llm.support import MAX_BATCH_TOKENS, MAX_NEW_TOKENS_LIMIT, generate, request
 
 
 def _messages(*pairs: tuple[str, str]) -> list[llm_pb2.ChatMessage]:
@@ -26,8 +26,10 @@ CASES = {
         llm_pb2.GenerateRequest(messages=_messages(("user", "hi"), ("robot", "beep")), max_new_tokens=4),
         ["messages[1].role is 'robot'", "system, user, assistant"],
     ),
-    "max-new-tokens-over-limit": lambda ctx: (request(max_new_tokens=100_000),
-                                              ["max_new_tokens is 100000", f"limit of {MAX_NEW_TOKENS_LIMIT}"]),
+    "max-new-tokens-over-limit": lambda ctx: (
+        request(max_new_tokens=100_000),
+        ["max_new_tokens is 100000", f"limit of {MAX_NEW_TOKENS_LIMIT}"],
+    ),
     "negative-temperature": lambda ctx: (request(temperature=-0.5), ["temperature is -0.5"]),
     "nan-temperature": lambda ctx: (request(temperature=float("nan")), ["temperature is nan"]),
     "top-p-over-one": lambda ctx: (request(top_p=1.5), ["top_p is 1.5", "[0, 1]"]),
@@ -41,6 +43,11 @@ CASES = {
     "prompt-plus-max-new-tokens-over-context": lambda ctx: (
         request("word" + " word" * (ctx - 1000), max_new_tokens=2000),
         ["max_new_tokens is 2000", f"over the model's context of {ctx} tokens"],
+    ),
+    # Within the context, but more KV cache than the whole batch may hold.
+    "prompt-plus-max-new-tokens-over-batch-budget": lambda ctx: (
+        request("word" + " word" * (MAX_BATCH_TOKENS - MAX_NEW_TOKENS_LIMIT), max_new_tokens=MAX_NEW_TOKENS_LIMIT),
+        [f"max_new_tokens is {MAX_NEW_TOKENS_LIMIT}", f"over the batch token budget of {MAX_BATCH_TOKENS}"],
     ),
 }
 

@@ -60,8 +60,9 @@ def test_a_stop_sequence_that_never_appears_changes_nothing(llm_stub):
     # Text held back because it might begin a stop string ("Once upon" could
     # begin "Once upon a midnight") is released when generation ends.
     plain = generate(llm_stub, request(LONG_PROMPT, max_new_tokens=12))
-    guarded = generate(llm_stub, request(LONG_PROMPT, max_new_tokens=12,
-                                         stop=["zzqx", plain.text[-2:] + "\u2603never"]))
+    guarded = generate(
+        llm_stub, request(LONG_PROMPT, max_new_tokens=12, stop=["zzqx", plain.text[-2:] + "\u2603never"])
+    )
     assert guarded.text == plain.text
     assert guarded.finish_reason == plain.finish_reason
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from aiworker.llm.v1 import llm_pb2, llm_pb2_grpc
 from tests.llm.support import generate, log_events, request, request_id
@@ -49,9 +51,14 @@ def test_unload_then_preload_round_trip(llm_stub, llm_service):
     assert generate(llm_stub, request(max_new_tokens=3)).text
 
 
+IDLE_UNLOAD_SECONDS = 4
+
+
 @pytest.fixture(scope="module")
 def lazy_service(log_dir):
-    service = start_service("llm", log_dir, "--device", "cpu", "--load-mode", "lazy")
+    service = start_service(
+        "llm", log_dir, "--device", "cpu", "--load-mode", "lazy", "--idle-unload-seconds", str(IDLE_UNLOAD_SECONDS)
+    )
     yield service
     service.stop()
 
@@ -73,3 +80,33 @@ def test_lazy_mode_serves_at_once_and_loads_on_the_first_generation(lazy_service
         assert reply.text and reply.usage.completion_tokens > 0
         assert status(stub).state == llm_pb2.MODEL_STATE_LOADED
         assert len(log_events(lazy_service, "model_loaded")) == 1
+
+
+def _model_state_on_health(service) -> str:
+    with grpc.insecure_channel(service.address) as channel:
+        reply, call = health_pb2_grpc.HealthStub(channel).Check.with_call(
+            health_pb2.HealthCheckRequest(service=service.service_name), timeout=5
+        )
+    assert reply.status == SERVING  # whatever the model's state: the service loads on demand
+    return dict(call.trailing_metadata())["x-aiworker-model-state"]
+
+
+def test_an_idle_model_unloads_and_the_next_call_loads_it_again(lazy_service):
+    loads = len(log_events(lazy_service, "model_loaded"))
+    with grpc.insecure_channel(lazy_service.address) as channel:
+        stub = llm_pb2_grpc.LlmStub(channel)
+        first = generate(stub, request(max_new_tokens=8), timeout=240)
+        assert status(stub).state == llm_pb2.MODEL_STATE_LOADED
+        assert _model_state_on_health(lazy_service) == "loaded"
+
+        deadline = time.monotonic() + IDLE_UNLOAD_SECONDS + 30
+        while status(stub).state != llm_pb2.MODEL_STATE_UNLOADED and time.monotonic() < deadline:
+            time.sleep(0.25)
+        assert status(stub).state == llm_pb2.MODEL_STATE_UNLOADED
+        assert _model_state_on_health(lazy_service) == "unloaded"
+        assert [line["reason"] for line in log_events(lazy_service, "model_unloaded")][-1] == "idle"
+
+        again = generate(stub, request(max_new_tokens=8), timeout=240)
+        assert again.text == first.text and again.usage == first.usage
+        assert status(stub).state == llm_pb2.MODEL_STATE_LOADED
+        assert len(log_events(lazy_service, "model_loaded")) == loads + 1

@@ -12,10 +12,12 @@ import pydantic
 import pytest
 from sqlalchemy import select
 
+from orchestrator import keys
 from orchestrator.db import session_scope
 from orchestrator.db.models import Chunk, Document
+from orchestrator.declarations import routes
 from orchestrator.progress import read_pipeline_progress
-from orchestrator.routing import ROUTES
+from orchestrator.routing import QUEUES
 from svc_parser.model import sample_pdf
 from tests.tracking.rows import wait_statuses
 
@@ -46,8 +48,20 @@ def test_workers_serve_exactly_the_routing_table(stack):
     registered, queues = inspect.registered(), inspect.active_queues()
     for kind, queue in (("cpu", "cpu_queue"), ("gpu", "gpu_queue")):
         hostname = stack.workers[kind].hostname
-        assert set(registered[hostname]) == set(ROUTES)
+        assert set(registered[hostname]) == set(routes())
         assert [q["name"] for q in queues[hostname]] == [queue]
+        (declared,) = queues[hostname]
+        assert declared["exchange"]["name"] == queue and declared["routing_key"] == queue
+
+
+def test_each_queue_is_the_only_one_bound_to_its_exchange(stack):
+    """kombu's binding table per exchange (what any publisher through the exchange
+    delivers by) names exactly one queue: its own."""
+    broker = stack.app.aiworker.redis
+    sep = stack.app.conf.broker_transport_options["sep"]  # routing key, pattern, queue
+    for queue in QUEUES:
+        bound = [member.decode().split(sep) for member in broker.smembers(keys.binding_table(queue))]
+        assert bound == [[queue, "", queue]]
 
 
 def test_resume_pipeline_stores_text_and_vectors(stack, resume):
@@ -76,19 +90,30 @@ def test_resume_pipeline_stores_text_and_vectors(stack, resume):
 def test_interview_answer_pipeline(stack, resume):
     audio = (SAMPLES / "answer.wav").read_bytes()
     spoken = (SAMPLES / "answer.txt").read_text().strip()
-    submitted = stack.submit("interview_answer", {
-        "audio": stack.put_blob(audio), "resume_id": resume[0].pipeline_id,
-        "question": "Tell me about a pipeline you built.",
-    })
+    submitted = stack.submit(
+        "interview_answer",
+        {
+            "audio": stack.put_blob(audio),
+            "resume_id": resume[0].pipeline_id,
+            "question": "Tell me about a pipeline you built.",
+        },
+    )
     results = stack.wait(submitted, timeout=240)
     assert states(results) == ["SUCCESS"] * 3, [r.result for r in results]
     transcript = results[0].result["transcript"]
-    normalize = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(),
-                               jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])
+    normalize = jiwer.Compose(
+        [
+            jiwer.ToLowerCase(),
+            jiwer.RemovePunctuation(),
+            jiwer.RemoveMultipleSpaces(),
+            jiwer.Strip(),
+            jiwer.ReduceToListOfListOfWords(),
+        ]
+    )
     assert jiwer.wer(spoken, transcript, reference_transform=normalize, hypothesis_transform=normalize) <= 0.35
     evaluation = results[1].result["evaluation"]
     assert evaluation["feedback"]
-    assert evaluation["score"] is None or 1 <= evaluation["score"] <= 10
+    assert 1 <= evaluation["score"] <= 10 and evaluation["breakdown"]["signals"]["relevance"] is not None
     assert evaluation["resume_id"] == resume[0].pipeline_id
     # The answer talks about the resume's Celery/Redis pipeline: that chunk is the closest.
     assert "Celery" in evaluation["relevant_chunks"][0]["text"]
@@ -105,15 +130,30 @@ def test_interview_answer_without_resume(stack):
 
 
 def test_document_pipeline_pdf_and_text(stack):
-    pdf = stack.submit("document", {"document": stack.put_blob(sample_pdf(
-        ["Quarterly report. Revenue grew 12 percent.", "Risks: GPU supply."])), "filename": "report.pdf"})
-    text = stack.submit("document", {"document": stack.put_blob("사내 문서 처리 파이프라인 안내. Celery로 처리합니다.".encode()),
-                                     "filename": "guide.txt", "content_type": "text/plain"})
+    pdf = stack.submit(
+        "document",
+        {
+            "document": stack.put_blob(
+                sample_pdf(["Quarterly report. Revenue grew 12 percent.", "Risks: GPU supply."])
+            ),
+            "filename": "report.pdf",
+        },
+    )
+    text = stack.submit(
+        "document",
+        {
+            "document": stack.put_blob("사내 문서 처리 파이프라인 안내. Celery로 처리합니다.".encode()),
+            "filename": "guide.txt",
+            "content_type": "text/plain",
+        },
+    )
     for submitted, needle in ((pdf, "Revenue grew 12 percent"), (text, "사내 문서 처리")):
         results = stack.wait(submitted)
         assert states(results) == ["SUCCESS"] * 4
         with session_scope(stack.settings.database_url) as session:
-            chunks = session.execute(select(Chunk.text).where(Chunk.document_id == submitted.pipeline_id)).scalars().all()
+            chunks = (
+                session.execute(select(Chunk.text).where(Chunk.document_id == submitted.pipeline_id)).scalars().all()
+            )
         assert needle in " ".join(chunks)
 
 
@@ -124,9 +164,16 @@ def test_ai_pipeline_real_work_with_seed_shapes(stack):
     assert states(results) == ["SUCCESS"] * 4
     s1, s2, s3, s4 = (r.result for r in results)
     assert [s["result"] for s in (s1, s2, s3, s4)] == [
-        "stage1_completed", "stage2_completed", "stage3_completed", "pipeline_completed"]
+        "stage1_completed",
+        "stage2_completed",
+        "stage3_completed",
+        "pipeline_completed",
+    ]
     assert {s["chain_id"] for s in (s1, s2, s3, s4)} == {submitted.pipeline_id}
-    assert s1["data"]["text"] == "Celery chains four stages. Each stage reports progress to Redis.\n\nThe result is stored."
+    assert (
+        s1["data"]["text"]
+        == "Celery chains four stages. Each stage reports progress to Redis.\n\nThe result is stored."
+    )
     assert s2["stage1_data"] == s1 and s2["features"]["dimension"] == 384
     assert s3["stage2_data"] == s2 and s3["inference"]["text"]
     assert s4["stage3_data"] == s3 and s4["output"]["answer"] == s3["inference"]["text"]
@@ -163,8 +210,12 @@ def test_whitespace_only_text_document_fails_fast_at_parse_with_a_clear_message(
     assert results[0].retries == 0
     progress = read_pipeline_progress(stack.app.aiworker.redis, submitted.pipeline_id)
     assert progress["status"] == "FAILURE" and progress["stage"] == "parse" and "no text" in progress["message"]
-    rows = wait_statuses(stack.settings.tracking_database_url, submitted.task_ids,
-                         ["FAILURE", "SKIPPED", "SKIPPED", "SKIPPED"], timeout=30)
+    rows = wait_statuses(
+        stack.settings.tracking_database_url,
+        submitted.task_ids,
+        ["FAILURE", "SKIPPED", "SKIPPED", "SKIPPED"],
+        timeout=30,
+    )
     assert rows[0]["error_type"] == "InvalidInput" and rows[0]["retry_count"] == 0
     assert blob_files(stack) == blobs_before  # nothing stored for a document with nothing in it
 
@@ -176,15 +227,21 @@ def test_every_document_stage_reports_progress_as_its_celery_state(stack):
     pubsub = stack.app.aiworker.redis.pubsub(ignore_subscribe_messages=True)
     pubsub.psubscribe("celery-task-meta-*")
     try:
-        submitted = stack.submit("document", {"document": stack.put_blob(
-            "Progress report. Every stage says what it does. Even the quick ones.".encode()),
-            "filename": "progress.txt", "content_type": "text/plain"})
+        submitted = stack.submit(
+            "document",
+            {
+                "document": stack.put_blob(b"Progress report. Every stage says what it does. Even the quick ones."),
+                "filename": "progress.txt",
+                "content_type": "text/plain",
+            },
+        )
         results = stack.wait(submitted)
         assert states(results) == ["SUCCESS"] * 4
         seen: dict[str, list[dict]] = {t: [] for t in submitted.task_ids}
         deadline = time.monotonic() + 10  # every state was published already: read until each SUCCESS
         while time.monotonic() < deadline and not all(
-                any(m["status"] == "SUCCESS" for m in metas) for metas in seen.values()):
+            any(m["status"] == "SUCCESS" for m in metas) for metas in seen.values()
+        ):
             message = pubsub.get_message(timeout=0.2)  # None also for the subscription's confirmation
             task_id = message and message["channel"].decode().removeprefix("celery-task-meta-")
             if task_id in seen:
@@ -201,9 +258,14 @@ def test_every_document_stage_reports_progress_as_its_celery_state(stack):
 
 def test_a_running_stage_shows_progress_in_its_celery_state(stack):
     """Polled as a client would, while the LLM stage of ai_pipeline runs."""
-    submitted = stack.submit("ai_pipeline", {"text": "Celery runs stages on workers. Each one reports progress. "
-                                             "Clients poll the state while the model writes.",
-                                             "options": {"task": "summarize", "max_new_tokens": 128}})
+    submitted = stack.submit(
+        "ai_pipeline",
+        {
+            "text": "Celery runs stages on workers. Each one reports progress. "
+            "Clients poll the state while the model writes.",
+            "options": {"task": "summarize", "max_new_tokens": 128},
+        },
+    )
     llm_stage = stack.app.AsyncResult(submitted.task_ids[2])
     observed: list[tuple[str, object]] = []
     deadline = time.monotonic() + 240
@@ -218,8 +280,12 @@ def test_a_running_stage_shows_progress_in_its_celery_state(stack):
         time.sleep(0.02)
     assert llm_stage.state == "SUCCESS"
     assert observed, "never saw the LLM stage in PROGRESS"
-    assert observed[0][1] == {"stage": "stage3_model_inference", "stage_index": 2, "progress": 40,
-                              "message": "running the model"}
+    assert observed[0][1] == {
+        "stage": "stage3_model_inference",
+        "stage_index": 2,
+        "progress": 40,
+        "message": "running the model",
+    }
 
 
 def test_bad_payload_is_refused_at_submit(stack):
@@ -244,20 +310,30 @@ def test_service_down_at_submit_comes_up_and_the_pipeline_completes(stack):
 
 def test_beat_runs_the_periodic_cleanup(stack, log_dir, tmp_path):
     """aiworker-beat sends tasks.maintenance.cleanup on its schedule; a worker runs it."""
-    from orchestrator.tracking.queries import TrackingQueries
+    from orchestrator.tracking import registry_queries
     from tests.support.procs import ManagedProcess
     from tests.support.workers import BIN
 
     env = {**stack.env, "AIWORKER_CLEANUP_INTERVAL_SECONDS": "1"}
-    beat = ManagedProcess("beat", [str(BIN / "aiworker-beat"), "--schedule", str(tmp_path / "schedule")],
-                          log_dir / "beat.log", env=env).start()
-    queries = TrackingQueries(stack.settings)
+    beat = ManagedProcess(
+        "beat", [str(BIN / "aiworker-beat"), "--schedule", str(tmp_path / "schedule")], log_dir / "beat.log", env=env
+    ).start()
+    queries = registry_queries(stack.settings)
     try:
-        beat.wait_until(lambda: any(t.status == "SUCCESS" for t in queries.history(
-            hours=1, task_name="tasks.maintenance.cleanup", limit=5).items), 60, "a cleanup task run by a worker")
+        beat.wait_until(
+            lambda: any(
+                t.status == "SUCCESS"
+                for t in queries.history(hours=1, task_name="tasks.maintenance.cleanup", limit=5).items
+            ),
+            60,
+            "a cleanup task run by a worker",
+        )
     finally:
         beat.stop()
-    run = next(t for t in queries.history(hours=1, task_name="tasks.maintenance.cleanup", limit=5).items
-               if t.status == "SUCCESS")
+    run = next(
+        t
+        for t in queries.history(hours=1, task_name="tasks.maintenance.cleanup", limit=5).items
+        if t.status == "SUCCESS"
+    )
     assert {"blobs", "pipeline_hashes_given_ttl", "tracked_rows"} <= set(run.result)
     assert run.queue == "cpu_queue"

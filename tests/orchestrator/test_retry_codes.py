@@ -21,8 +21,8 @@ from celery import current_app
 
 from aiworker.embedder.v1 import embedder_pb2, embedder_pb2_grpc
 from orchestrator.db import upgrade
-from orchestrator.pipelines import submit
 from orchestrator.stage import DEADLINE_MARGIN_SECONDS
+from orchestrator.submission import submit
 from tests.support.infra import start_redis
 from tests.support.stack import make_app
 from tests.support.workers import orchestrator_env, start_worker
@@ -48,7 +48,7 @@ class FlakyEmbedder(embedder_pb2_grpc.EmbedderServicer):
     calls: list[Call] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def Embed(self, request, context):  # noqa: N802 - the gRPC method's name
+    def Embed(self, request, context):
         remaining = context.time_remaining()
         task_id = dict(context.invocation_metadata()).get("x-task-id", "")
         with self.lock:
@@ -62,8 +62,9 @@ class FlakyEmbedder(embedder_pb2_grpc.EmbedderServicer):
             return embedder_pb2.EmbedResponse()
         if code == "RESOURCE_EXHAUSTED":
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "batching queue full, try later")
-        vectors = [embedder_pb2.Vector(values=np.full(DIMENSION, 1 / np.sqrt(DIMENSION)).tolist())
-                   for _ in request.texts]
+        vectors = [
+            embedder_pb2.Vector(values=np.full(DIMENSION, 1 / np.sqrt(DIMENSION)).tolist()) for _ in request.texts
+        ]
         return embedder_pb2.EmbedResponse(vectors=vectors, dimension=DIMENSION, model="flaky-test-embedder")
 
 
@@ -81,10 +82,15 @@ def flaky_backend(tmp_path, log_dir, postgres_url):
     try:
         upgrade(postgres_url)
         env = orchestrator_env(
-            redis_url, postgres_url, tmp_path / "blobs",
+            redis_url,
+            postgres_url,
+            tmp_path / "blobs",
             {"embedder": f"127.0.0.1:{port}", "parser": CLOSED, "llm": CLOSED, "stt": CLOSED},
-            task_soft_time_limit=SOFT_LIMIT, task_time_limit=SOFT_LIMIT + 4,
-            max_retries=3, retry_backoff_seconds=0.2, retry_backoff_max_seconds=0.5,
+            task_soft_time_limit=SOFT_LIMIT,
+            task_time_limit=SOFT_LIMIT + 4,
+            max_retries=3,
+            retry_backoff_seconds=0.2,
+            retry_backoff_max_seconds=0.5,
             tracking_spool_dir=tmp_path / "spool",
         )
         app = make_app(env)
@@ -132,7 +138,10 @@ def test_deadline_exceeded_and_resource_exhausted_are_retried_with_the_remaining
     assert results[2].retries == 2 and results[2].result["model"] == "flaky-test-embedder"
     [row] = wait_statuses(app.aiworker.settings.tracking_database_url, [embed_id], ["SUCCESS"], timeout=15)
     assert row["retry_count"] == 2 and "RESOURCE_EXHAUSTED" in row["retry_reason"]
-    retries_logged = [json.loads(line) for line in worker.log_path.read_text().splitlines()
-                      if embed_id in line and "stage_retry_scheduled" in line]
+    retries_logged = [
+        json.loads(line)
+        for line in worker.log_path.read_text().splitlines()
+        if embed_id in line and "stage_retry_scheduled" in line
+    ]
     assert [e["error"].split(":")[1].strip() for e in retries_logged] == ["DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"]
     assert time.monotonic() - started < 30

@@ -19,8 +19,9 @@ SOFT_LIMIT = 30
 def overlapping_task():
     """A stage whose run reads its deadline, waits for a second run to start on
     another thread, then reads its deadline again."""
-    app = create_app(OrchestratorSettings(task_soft_time_limit=SOFT_LIMIT, task_time_limit=SOFT_LIMIT + 10,
-                                          tracking_enabled=False))
+    app = create_app(
+        OrchestratorSettings(task_soft_time_limit=SOFT_LIMIT, task_time_limit=SOFT_LIMIT + 10, tracking_enabled=False)
+    )
     gates: dict[str, threading.Event] = {}
 
     @app.task(bind=True, base=StageTask, name="test.stage.overlap", shared=False)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from orchestrator.evaluation import cosine_similarities, extract_question, fallback_question, parse_evaluation
+from orchestrator.evaluation import cosine_similarities, extract_question, fallback_question, follows_up
 from orchestrator.stage import backoff_seconds
 from orchestrator.text import chunk_pages, clean_text
 
@@ -37,29 +37,22 @@ def test_empty_pages_give_no_chunks():
     assert chunk_pages([(1, "  \n "), (2, "")], size=100, overlap=10) == []
 
 
-@pytest.mark.parametrize(("text", "score"), [
-    ("Score: 7\nFeedback: Clear answer with numbers.", 7),
-    ("score = 12/10 feedback: too long", 10),
-    ("I would give this 6/10. Feedback: good.", 6),
-    ("No number here. Feedback: vague.", None),
-    ("This interview answer is 10 out of 10.", 10),
-    ("It cut failures from 4% to 0.3% with retries.", None),  # numbers that are not a score
-])
-def test_parse_evaluation(text, score):
-    got_score, feedback = parse_evaluation(text)
-    assert got_score == score
-    assert feedback and "Score" not in feedback
-
-
-@pytest.mark.parametrize(("text", "question"), [
-    ("Great. How did you measure the failure rate? Also...", "How did you measure the failure rate?"),
-    ('What a great question! Here\'s a possible follow-up question:\n\n"And what was the process you used?"\n',
-     "And what was the process you used?"),
-    ("What a great question to ask. Here is one: How did you test the retries?", "How did you test the retries?"),
-    ("Why? What is your plan to improve the efficiency of this pipeline?",
-     "What is your plan to improve the efficiency of this pipeline?"),
-    ("Tell me more about Redis.", None),
-])
+@pytest.mark.parametrize(
+    ("text", "question"),
+    [
+        ("Great. How did you measure the failure rate? Also...", "How did you measure the failure rate?"),
+        (
+            'What a great question! Here\'s a possible follow-up question:\n\n"And what was the process you used?"\n',
+            "And what was the process you used?",
+        ),
+        ("What a great question to ask. Here is one: How did you test the retries?", "How did you test the retries?"),
+        (
+            "Why? What is your plan to improve the efficiency of this pipeline?",
+            "What is your plan to improve the efficiency of this pipeline?",
+        ),
+        ("Tell me more about Redis.", None),
+    ],
+)
 def test_extract_question(text, question):
     assert extract_question(text) == question
 
@@ -72,7 +65,7 @@ def test_fallback_question_is_grounded_in_the_answer():
 def test_cosine_similarities():
     vectors = np.array([[1, 0], [0, 2], [1, 1]], dtype=np.float32)
     got = cosine_similarities(np.array([2, 0], dtype=np.float32), vectors)
-    np.testing.assert_allclose(got, [1, 0, 2 ** -0.5], atol=1e-6)
+    np.testing.assert_allclose(got, [1, 0, 2**-0.5], atol=1e-6)
     assert cosine_similarities(np.ones(2), np.zeros((0, 2))).size == 0
 
 
@@ -83,3 +76,17 @@ def test_backoff_grows_is_capped_and_jittered():
     assert all(0.5 <= d <= 1.0 for d in first)
     assert all(4.0 <= backoff_seconds(10, 1.0, 8.0) <= 8.0 for _ in range(50))
     assert len({round(d, 6) for d in draws}) > 100  # jitter: not the same delays every time
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("What is your name?", False),
+        ("How did you size the Celery retries?", True),
+        ("Which pipeline stage failed most often?", True),  # "pipeline" is in the question asked
+        ("Why do you want this job?", False),
+    ],
+)
+def test_a_follow_up_must_be_about_the_answer(question, expected):
+    answer = "I built a data pipeline with Celery and Redis, and cut failures with retries."
+    assert follows_up(question, answer, asked="Tell me about a pipeline you built.") is expected

@@ -17,8 +17,13 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 def test_help_lists_the_common_flags():
-    out = subprocess.run(["aiworker-parser", "--help"], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]})
+    out = subprocess.run(
+        ["aiworker-parser", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]},
+    )
     for flag in ("--host", "--port", "--metrics-port", "--device", "--max-pdf-bytes"):
         assert flag in out.stdout
 
@@ -36,10 +41,11 @@ def test_flags_win_over_environment(log_dir):
 def test_environment_settings_apply(log_dir):
     service = start_service("parser", log_dir, env={"AIWORKER_PARSER_MAX_PAGES": "7"})
     try:
-        from tests.parser.test_parser_service import parse
         import grpc
+
         from aiworker.parser.v1 import parser_pb2_grpc
         from tests.parser.pdfs import sample_pdf
+        from tests.parser.test_parser_service import parse
 
         with grpc.insecure_channel(service.address) as channel:
             reply = parse(parser_pb2_grpc.ParserStub(channel), sample_pdf(["p"] * 9))
@@ -49,8 +55,12 @@ def test_environment_settings_apply(log_dir):
 
 
 def test_cuda_on_a_cpu_only_service_is_a_clear_startup_error():
-    result = subprocess.run([sys.executable, "-m", "svc_parser", "--port", "0", "--device", "cuda"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "svc_parser", "--port", "0", "--device", "cuda"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "CPU only" in result.stderr
 
@@ -72,7 +82,8 @@ def test_sigterm_drains_then_stops(log_dir):
 
 
 def test_invalid_setting_is_a_clear_error_not_a_traceback():
-    result = subprocess.run([sys.executable, "-m", "svc_parser", "--port", "99999"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "svc_parser", "--port", "99999"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2
     assert "invalid settings: port" in result.stderr and "Traceback" not in result.stderr

@@ -22,9 +22,15 @@ def parse(stub, pdf: bytes, **kwargs) -> parser_pb2.ParsePdfResponse:
 
 
 def test_text_and_metadata_of_each_page(stub):
-    pdf = sample_pdf(["Kim Minji\nBackend engineer, 5 years of Python",
-                      "Projects: Celery pipelines, gRPC services", "한국어 이력서 본문"],
-                     title="Resume of Kim Minji", author="Kim Minji")
+    pdf = sample_pdf(
+        [
+            "Kim Minji\nBackend engineer, 5 years of Python",
+            "Projects: Celery pipelines, gRPC services",
+            "한국어 이력서 본문",
+        ],
+        title="Resume of Kim Minji",
+        author="Kim Minji",
+    )
     reply = parse(stub, pdf)
     assert [p.number for p in reply.pages] == [1, 2, 3]
     assert "Backend engineer, 5 years of Python" in reply.pages[0].text
@@ -94,7 +100,8 @@ def test_padding_after_the_end_marker_is_accepted(stub, padding):
 
 def test_request_id_from_metadata_is_on_the_log_line(stub, parser_service):
     parse(stub, sample_pdf(["x"]))
-    stub.ParsePdf(parser_pb2.ParsePdfRequest(pdf=sample_pdf(["y"])), timeout=30,
-                  metadata=(("x-request-id", "trace-me-123"),))
+    stub.ParsePdf(
+        parser_pb2.ParsePdfRequest(pdf=sample_pdf(["y"])), timeout=30, metadata=(("x-request-id", "trace-me-123"),)
+    )
     lines = [line for line in parser_service.process.log_path.read_text().splitlines() if "trace-me-123" in line]
     assert any('"rpc_finished"' in line and '"OK"' in line for line in lines)

@@ -99,7 +99,9 @@ def test_a_failing_batch_fails_only_its_own_callers():
     async def scenario():
         batcher = make(fn, max_batch_size=4)
         outcomes = await asyncio.gather(
-            batcher.submit([1, 2]), batcher.submit([3]), batcher.submit([4, 5, 6]),
+            batcher.submit([1, 2]),
+            batcher.submit([3]),
+            batcher.submit([4, 5, 6]),
             return_exceptions=True,
         )
         after = await batcher.submit([7])  # the batcher still works
@@ -194,27 +196,126 @@ def test_the_batch_function_runs_off_the_event_loop_on_one_dedicated_thread():
     assert len(fn.threads) == 1 and next(iter(fn.threads)).startswith("squarer")
 
 
-def test_the_delay_lets_late_callers_join_and_a_full_batch_goes_at_once():
-    fn = Recorder()
+def test_an_idle_model_runs_a_lone_request_at_once_whatever_the_delay():
+    fn = Recorder(delay=0.005)
+    metrics = ServiceMetrics("demo")
 
     async def scenario():
-        batcher = make(fn, max_batch_size=4, max_queue_delay_ms=100)
-        started = time.perf_counter()
-        first = asyncio.ensure_future(batcher.submit([1]))
-        await asyncio.sleep(0.02)
-        second = asyncio.ensure_future(batcher.submit([2]))
-        await asyncio.gather(first, second)
-        joined = time.perf_counter() - started
-        started = time.perf_counter()
-        await batcher.submit([1, 2, 3, 4])  # full: no waiting for the delay
-        full = time.perf_counter() - started
+        batcher = make(fn, max_queue_delay_ms=200, metrics=metrics, metric_prefix="demo_batch")
+        for i in range(20):  # one caller: each request finds the model idle
+            assert await batcher.submit([i]) == [i * i]
         await batcher.close()
-        return joined, full
 
-    joined, full = run(scenario())
-    assert fn.batches[0] == [1, 2]
-    assert 0.09 <= joined < 1.0
-    assert full < 0.09
+    run(scenario())
+    value = metrics.registry.get_sample_value
+    waits = value("demo_batch_queue_seconds_count", {"service": "demo"})
+    assert waits == 20
+    # Every wait in the lowest buckets: none came near the 200 ms delay.
+    assert value("demo_batch_queue_seconds_bucket", {"service": "demo", "le": "0.025"}) == waits
+    assert value("demo_batch_queue_seconds_sum", {"service": "demo"}) / waits < 0.01
+
+
+def test_requests_arriving_while_the_model_computes_form_the_next_batch():
+    fn = Recorder(delay=0.2)
+
+    async def scenario():
+        batcher = make(fn, max_batch_size=8, max_queue_delay_ms=0)
+        first = asyncio.ensure_future(batcher.submit([1]))
+        await asyncio.sleep(0.05)  # [1] computes alone; these three wait for it
+        rest = [asyncio.ensure_future(batcher.submit([i])) for i in (2, 3, 4)]
+        results = await asyncio.gather(first, *rest)
+        await batcher.close()
+        return results
+
+    assert run(scenario()) == [[1], [4], [9], [16]]
+    assert fn.batches == [[1], [2, 3, 4]]
+
+
+def test_the_delay_bounds_only_a_batch_that_formed_while_the_model_was_busy():
+    fn = Recorder(delay=0.2)
+
+    async def scenario():
+        batcher = make(fn, max_batch_size=4, max_queue_delay_ms=300)
+        started = time.perf_counter()
+        first = asyncio.ensure_future(batcher.submit([1]))  # idle: runs at once, until ~0.2 s
+        await asyncio.sleep(0.15)
+        second = asyncio.ensure_future(batcher.submit([2]))  # busy: its batch may wait until ~0.45 s
+        await asyncio.sleep(0.15)
+        third = asyncio.ensure_future(batcher.submit([3]))  # the model is free, the batch still forming
+        await asyncio.gather(first, second, third)
+        joined = time.perf_counter() - started
+        await batcher.submit([1, 2, 3, 4])  # full at once: no waiting
+        await batcher.close()
+        return joined
+
+    joined = run(scenario())
+    assert fn.batches[:2] == [[1], [2, 3]]
+    assert joined >= 0.45 + 0.2 - 0.05  # [2, 3] started once [2] had waited the delay
+    assert fn.batches[2] == [1, 2, 3, 4]
+
+
+class Upper:
+    """A batch function on strings whose cost is their length; records each batch."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+
+    def __call__(self, items: list[str]) -> list[str]:
+        self.batches.append(list(items))
+        return [item.upper() for item in items]
+
+
+def test_a_cost_budget_bounds_batches_and_each_batch_comes_sorted_by_cost():
+    fn = Upper()
+
+    async def scenario():
+        batcher = make(fn, max_batch_size=8, cost=len, max_batch_cost=10)
+        requests = [["aaaa", "bb"], ["ccccc"], ["d", "eeeeee"]]
+        results = await asyncio.gather(*(batcher.submit(r) for r in requests))
+        await batcher.close()
+        return requests, results
+
+    requests, results = run(scenario())
+    for request, result in zip(requests, results):
+        assert result == [item.upper() for item in request]  # each caller's own order
+    # 6 + 5 > 10: the second request starts the next batch; the third (7) cannot join it (12).
+    assert fn.batches == [["bb", "aaaa"], ["ccccc"], ["d", "eeeeee"]]
+    assert all(sum(map(len, batch)) <= 10 for batch in fn.batches)
+
+
+def test_a_request_over_the_cost_budget_runs_alone_in_chunks_within_it():
+    fn = Upper()
+
+    async def scenario():
+        batcher = make(fn, max_batch_size=8, cost=len, max_batch_cost=10)
+        texts = ["x" * 6, "yy", "zzzz", "w" * 12, "v"]
+        result = await batcher.submit(texts)
+        await batcher.close()
+        return texts, result
+
+    texts, result = run(scenario())
+    assert result == [t.upper() for t in texts]
+    # Sorted by cost, then cut where the budget ends; a 12-long item alone exceeds it and runs alone.
+    assert fn.batches == [["v", "yy", "zzzz"], ["x" * 6], ["w" * 12]]
+
+
+def test_run_exclusive_runs_between_batches_on_the_batch_thread():
+    fn = Recorder(delay=0.1)
+    seen: list[tuple[str, int]] = []
+
+    async def scenario():
+        batcher = make(fn, max_batch_size=1, max_queue_delay_ms=0, name="squarer")
+        computing = asyncio.ensure_future(batcher.submit([1]))
+        await asyncio.sleep(0.02)
+        exclusive = asyncio.ensure_future(
+            batcher.run_exclusive(lambda: seen.append((threading.current_thread().name, len(fn.batches))))
+        )
+        await asyncio.gather(computing, exclusive)
+        await batcher.close()
+
+    run(scenario())
+    [(thread, batches_before)] = seen
+    assert thread.startswith("squarer") and batches_before == 1  # after the batch it waited for
 
 
 def test_close_fails_waiting_callers_and_refuses_new_ones():

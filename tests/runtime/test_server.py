@@ -61,7 +61,8 @@ def test_health_not_serving_until_loaded_then_serving_then_draining():
             assert await check(channel, PARSER) == NOT_SERVING
             assert await check(channel, "") == NOT_SERVING
             parsed = await parser_pb2_grpc.ParserStub(channel).ParsePdf(
-                parser_pb2.ParsePdfRequest(pdf=sample_pdf(["still served while draining"])), timeout=5)
+                parser_pb2.ParsePdfRequest(pdf=sample_pdf(["still served while draining"])), timeout=5
+            )
             assert "draining" in parsed.pages[0].text
             await stopping
 
@@ -82,8 +83,9 @@ def test_error_table_maps_domain_errors_and_hides_internal_ones(capfd):
                 assert domain.value.code() == grpc.StatusCode.INVALID_ARGUMENT
                 assert domain.value.details() == "a clear message for the caller"
                 with pytest.raises(grpc.aio.AioRpcError) as internal:
-                    await stub.ParsePdf(parser_pb2.ParsePdfRequest(pdf=b"x"), timeout=5,
-                                        metadata=(("x-request-id", "req-42"),))
+                    await stub.ParsePdf(
+                        parser_pb2.ParsePdfRequest(pdf=b"x"), timeout=5, metadata=(("x-request-id", "req-42"),)
+                    )
                 assert internal.value.code() == grpc.StatusCode.INTERNAL
                 assert "secret internal detail" not in internal.value.details()
                 assert "req-42" in internal.value.details()
@@ -126,7 +128,8 @@ def test_oversize_message_is_resource_exhausted():
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                 with pytest.raises(grpc.aio.AioRpcError) as err:
                     await parser_pb2_grpc.ParserStub(channel).ParsePdf(
-                        parser_pb2.ParsePdfRequest(pdf=b"%PDF-" + b"0" * (2 * 1024 * 1024)), timeout=10)
+                        parser_pb2.ParsePdfRequest(pdf=b"%PDF-" + b"0" * (2 * 1024 * 1024)), timeout=10
+                    )
                 assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         finally:
             await server.stop()
@@ -156,14 +159,17 @@ async def failed_call(servicer: ParserServicer, pdf: bytes) -> grpc.aio.AioRpcEr
         await server.stop()
 
 
-@pytest.mark.parametrize(("error", "code"), [
-    ("InvalidArgument", grpc.StatusCode.INVALID_ARGUMENT),
-    ("NotFound", grpc.StatusCode.NOT_FOUND),
-    ("ResourceExhausted", grpc.StatusCode.RESOURCE_EXHAUSTED),
-    ("Unavailable", grpc.StatusCode.UNAVAILABLE),
-    ("DeadlineExceeded", grpc.StatusCode.DEADLINE_EXCEEDED),
-    ("FailedPrecondition", grpc.StatusCode.FAILED_PRECONDITION),
-])
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        ("InvalidArgument", grpc.StatusCode.INVALID_ARGUMENT),
+        ("NotFound", grpc.StatusCode.NOT_FOUND),
+        ("ResourceExhausted", grpc.StatusCode.RESOURCE_EXHAUSTED),
+        ("Unavailable", grpc.StatusCode.UNAVAILABLE),
+        ("DeadlineExceeded", grpc.StatusCode.DEADLINE_EXCEEDED),
+        ("FailedPrecondition", grpc.StatusCode.FAILED_PRECONDITION),
+    ],
+)
 def test_every_domain_error_has_its_code_and_message(error, code):
     failed = asyncio.run(failed_call(EveryErrorParser(settings()), error.encode()))
     assert failed.code() == code

@@ -65,8 +65,12 @@ def speak(text: str, voice: str = "en", words_per_minute: int = 175) -> bytes:
         raise RuntimeError(NO_ESPEAK)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "speech.wav"
-        subprocess.run([ESPEAK, "-v", voice, "-s", str(words_per_minute), "-w", str(out), text],
-                       check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [ESPEAK, "-v", voice, "-s", str(words_per_minute), "-w", str(out), text],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         return out.read_bytes()
 
 
@@ -88,13 +92,15 @@ def reencode(data: bytes, name: str, rate: int | None = None) -> bytes:
     out = io.BytesIO()
     with av.open(io.BytesIO(data)) as source, av.open(out, "w", format=encoding.container) as target:
         source_stream = source.streams.audio[0]
-        stream = target.add_stream(encoding.codec, rate=rate or encoding.rate or source_stream.rate,
-                                   layout=encoding.layout)
+        stream = target.add_stream(
+            encoding.codec, rate=rate or encoding.rate or source_stream.rate, layout=encoding.layout
+        )
         if encoding.codec == "vorbis":
             stream.codec_context.options = {"strict": "experimental"}
         formats = stream.codec_context.codec.audio_formats
-        resampler = av.AudioResampler(format=formats[0].name if formats else "s16",
-                                      layout=encoding.layout, rate=stream.rate)
+        resampler = av.AudioResampler(
+            format=formats[0].name if formats else "s16", layout=encoding.layout, rate=stream.rate
+        )
         for frame in source.decode(source_stream):
             for piece in resampler.resample(frame):
                 target.mux(stream.encode(piece))

@@ -28,8 +28,9 @@ def speech() -> Speech:
     espeak-ng is missing (so recognition is still tested)."""
     if ESPEAK:
         return Speech(INTERVIEW_ANSWER, speak(INTERVIEW_ANSWER), "espeak-ng")
-    return Speech((SAMPLES / "answer.txt").read_text().strip(), (SAMPLES / "answer.wav").read_bytes(),
-                  "deploy/samples/answer.wav")
+    return Speech(
+        (SAMPLES / "answer.txt").read_text().strip(), (SAMPLES / "answer.wav").read_bytes(), "deploy/samples/answer.wav"
+    )
 
 
 @pytest.fixture(scope="session")

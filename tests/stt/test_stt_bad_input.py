@@ -15,13 +15,13 @@ from tests.support.services import start_service
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 100
 
 
-def recognize(stub, audio: bytes) -> stt_pb2.RecognizeResponse:
-    return stub.Recognize(stt_pb2.RecognizeRequest(audio=audio), timeout=120)
+def recognize(stub, audio: bytes, context: stt_pb2.SpeechContext | None = None) -> stt_pb2.RecognizeResponse:
+    return stub.Recognize(stt_pb2.RecognizeRequest(audio=audio, context=context), timeout=120)
 
 
-def assert_invalid(stub, audio: bytes, *message_parts: str) -> None:
+def assert_invalid(stub, audio: bytes, *message_parts: str, context: stt_pb2.SpeechContext | None = None) -> None:
     with pytest.raises(grpc.RpcError) as err:
-        recognize(stub, audio)
+        recognize(stub, audio, context)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
     for part in message_parts:
         assert part in err.value.details()
@@ -58,15 +58,39 @@ def test_cut_off_upload_transcribes_what_arrived(stt_stub, speech):
     assert reply.text
 
 
-# A second service whose limits small files cross.
+def test_prompt_over_the_default_limit(stt_stub, stt_service, short_speech):
+    long_prompt = "Celery and Redis. " * 60  # 1080 characters; the default limit is 1000
+    context = stt_pb2.SpeechContext(prompt=long_prompt)
+    assert_invalid(stt_stub, short_speech.wav, "context.prompt is 1079 characters", "at most 1000", context=context)
+    assert_still_answers(stt_stub, stt_service, short_speech)
+
+
+# A second service whose limits small files and contexts cross.
 MAX_BYTES = 200_000
 MAX_SECONDS = 5
+MAX_PROMPT_CHARS = 40
+MAX_HOTWORDS = 3
+MAX_HOTWORDS_CHARS = 30
 
 
 @pytest.fixture(scope="module")
 def limited(log_dir):
-    service = start_service("stt", log_dir, "--device", "cpu",
-                            "--max-audio-bytes", str(MAX_BYTES), "--max-audio-seconds", str(MAX_SECONDS))
+    service = start_service(
+        "stt",
+        log_dir,
+        "--device",
+        "cpu",
+        "--max-audio-bytes",
+        str(MAX_BYTES),
+        "--max-audio-seconds",
+        str(MAX_SECONDS),
+        "--max-prompt-chars",
+        str(MAX_PROMPT_CHARS),
+        "--max-hotwords",
+        str(MAX_HOTWORDS),
+        "--max-hotwords-chars",
+        str(MAX_HOTWORDS_CHARS),
+    )
     channel = grpc.insecure_channel(service.address)
     yield service, stt_pb2_grpc.SttStub(channel)
     channel.close()
@@ -92,3 +116,33 @@ def assert_within_limits_still_answers(service, stub) -> None:
     assert service.process.alive()
     reply = recognize(stub, silence(MAX_SECONDS - 0.5))
     assert reply.text == "" and reply.duration_s == pytest.approx(MAX_SECONDS - 0.5, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        (stt_pb2.SpeechContext(prompt="x" * (MAX_PROMPT_CHARS + 1)), "context.prompt is 41 characters; at most 40"),
+        (
+            stt_pb2.SpeechContext(hotwords=["Celery", "Redis", "Kafka", "gRPC"]),
+            "context.hotwords has 4 entries; at most 3",
+        ),
+        (stt_pb2.SpeechContext(hotwords=["Celery", " "]), "context.hotwords[1] is empty"),
+        (
+            stt_pb2.SpeechContext(hotwords=["PostgreSQL", "Kubernetes", "ClickHouse"]),
+            "context.hotwords are 32 characters together; at most 30",
+        ),
+    ],
+    ids=["prompt-too-long", "too-many-hotwords", "empty-hotword", "hotwords-too-long"],
+)
+def test_context_over_the_limits(limited, context, message):
+    service, stub = limited
+    assert_invalid(stub, silence(1.0), message, context=context)
+    assert_within_limits_still_answers(service, stub)
+
+
+def test_context_at_the_limits_is_used(limited):
+    _, stub = limited
+    context = stt_pb2.SpeechContext(prompt="p" * MAX_PROMPT_CHARS, hotwords=["PostgreSQL", "Kubernetes", "Kafka"])
+    assert recognize(stub, silence(1.0), context).context_used
+    blank = stt_pb2.SpeechContext(prompt="  \n ")
+    assert not recognize(stub, silence(1.0), blank).context_used

@@ -8,15 +8,34 @@ import sys
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "svc_stt", *args], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "svc_stt", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
 
 
 def test_help_lists_the_stt_flags():
     out = run("--help")
     assert out.returncode == 0
-    for flag in ("--host", "--port", "--metrics-port", "--model", "--compute-type", "--beam-size", "--cpu-threads", "--max-audio-bytes",
-                 "--max-audio-seconds", "--vad-filter", "--device"):
+    for flag in (
+        "--host",
+        "--port",
+        "--metrics-port",
+        "--model",
+        "--compute-type",
+        "--beam-size",
+        "--cpu-threads",
+        "--max-audio-bytes",
+        "--max-audio-seconds",
+        "--vad-filter",
+        "--max-prompt-chars",
+        "--max-hotwords",
+        "--max-hotwords-chars",
+        "--device",
+    ):
         assert flag in out.stdout
     assert "default: 50054" in out.stdout
 

@@ -50,6 +50,25 @@ def test_segments_are_ordered_inside_the_audio_and_make_up_the_text(stt_stub, sp
     assert reply.text == " ".join(s.text for s in segments)
 
 
+def test_the_stream_sends_each_segment_as_transcribed_then_what_recognize_returns(stt_stub, speech):
+    request = stt_pb2.RecognizeRequest(audio=speech.wav, language="en")
+    events = list(stt_stub.RecognizeStream(request, timeout=120))
+    assert [e.WhichOneof("event") for e in events][-1] == "done"
+    segments, done = [e.segment for e in events[:-1]], events[-1].done
+    assert all(e.WhichOneof("event") == "segment" for e in events[:-1])
+    assert len(segments) >= 2 and [s.segment for s in segments] == list(done.segments)
+    assert all(s.duration_s == pytest.approx(done.duration_s) for s in segments)
+    ends = [s.segment.end for s in segments]
+    assert ends == sorted(ends) and ends[-1] <= done.duration_s
+    unary = recognize(stt_stub, speech.wav, language="en")
+    assert (done.text, list(done.segments), done.duration_s) == (unary.text, list(unary.segments), unary.duration_s)
+
+
+def test_a_stream_of_silence_is_only_its_empty_result(stt_stub):
+    events = list(stt_stub.RecognizeStream(stt_pb2.RecognizeRequest(audio=silence(2.0)), timeout=60))
+    assert [e.WhichOneof("event") for e in events] == ["done"] and events[0].done.text == ""
+
+
 def test_silence_is_a_success_with_empty_text(stt_stub):
     reply = recognize(stt_stub, silence(3.0))
     assert reply.text == ""

@@ -41,11 +41,16 @@ class RunningGateway:
         self.process.stop()
 
 
-def start_gateway(env: dict[str, str], log_dir: Path, api_key: str, name: str = "gateway",
-                  wait_ready: bool = False, **settings: str) -> RunningGateway:
+def start_gateway(
+    env: dict[str, str], log_dir: Path, api_key: str, name: str = "gateway", wait_ready: bool = False, **settings: str
+) -> RunningGateway:
     port, grpc_port = free_port(), free_port()
-    gateway_env = {**env, "AIWORKER_GATEWAY_API_KEYS": api_key, "AIWORKER_GATEWAY_LOG_FORMAT": "json",
-                   **{f"AIWORKER_GATEWAY_{k.upper()}": str(v) for k, v in settings.items()}}
+    gateway_env = {
+        **env,
+        "AIWORKER_GATEWAY_API_KEYS": api_key,
+        "AIWORKER_GATEWAY_LOG_FORMAT": "json",
+        **{f"AIWORKER_GATEWAY_{k.upper()}": str(v) for k, v in settings.items()},
+    }
     argv = [str(BIN / "aiworker-gateway"), "--port", str(port), "--grpc-port", str(grpc_port)]
     process = ManagedProcess(name, argv, log_dir / f"{name}-{port}.log", env=gateway_env).start()
     gateway = RunningGateway(process, port, grpc_port, api_key)

@@ -10,15 +10,9 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from svc_runtime.catalogue import SERVICES
 from tests.support.ports import free_port
 from tests.support.procs import ManagedProcess
-
-SERVICE_NAMES = {
-    "parser": "aiworker.parser.v1.Parser",
-    "embedder": "aiworker.embedder.v1.Embedder",
-    "llm": "aiworker.llm.v1.Llm",
-    "stt": "aiworker.stt.v1.Stt",
-}
 
 
 def health_status(address: str, service: str = "", timeout: float = 2.0) -> int:
@@ -40,18 +34,18 @@ class RunningService:
 
     @property
     def service_name(self) -> str:
-        return SERVICE_NAMES[self.kind]
+        return SERVICES[self.kind].proto_service
 
     def status(self, service: str | None = None) -> int:
         return health_status(self.address, self.service_name if service is None else service)
 
-    def wait_serving(self, timeout: float = 180.0) -> "RunningService":
+    def wait_serving(self, timeout: float = 180.0) -> RunningService:
         self.process.wait_until(
             lambda: self.status() == health_pb2.HealthCheckResponse.SERVING, timeout, "SERVING health status"
         )
         return self
 
-    def restart(self, timeout: float = 180.0) -> "RunningService":
+    def restart(self, timeout: float = 180.0) -> RunningService:
         self.process.stop()
         self.process.start()
         return self.wait_serving(timeout)
@@ -60,12 +54,23 @@ class RunningService:
         self.process.stop()
 
 
-def start_service(kind: str, log_dir: Path, *args: str, env: dict[str, str] | None = None,
-                  port: int | None = None, wait: bool = True) -> RunningService:
+def start_service(
+    kind: str, log_dir: Path, *args: str, env: dict[str, str] | None = None, port: int | None = None, wait: bool = True
+) -> RunningService:
     port = port or free_port()
     metrics_port = free_port()
-    argv = [sys.executable, "-m", f"svc_{kind}", "--port", str(port), "--metrics-port", str(metrics_port),
-            "--log-format", "json", *args]
+    argv = [
+        sys.executable,
+        "-m",
+        SERVICES[kind].module,
+        "--port",
+        str(port),
+        "--metrics-port",
+        str(metrics_port),
+        "--log-format",
+        "json",
+        *args,
+    ]
     process = ManagedProcess(f"svc-{kind}", argv, log_dir / f"svc-{kind}-{port}.log", env=env).start()
     service = RunningService(kind, port, metrics_port, process)
     if wait:

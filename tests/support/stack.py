@@ -5,21 +5,22 @@ app configured exactly like the workers."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from celery import Celery
 
-from orchestrator.app import create_app
 from orchestrator.db import upgrade
-from orchestrator.pipelines import SubmittedPipeline, submit
 from orchestrator.settings import OrchestratorSettings
+from orchestrator.submission import SubmittedPipeline, submit
+from orchestrator.tracking import tracked_app
+from svc_runtime.catalogue import SERVICES
 from tests.support.procs import ManagedProcess
 from tests.support.services import RunningService, start_service
 from tests.support.workers import orchestrator_env, start_worker
 
-SERVICE_KINDS = ("parser", "embedder", "llm", "stt")
 TERMINAL = {"SUCCESS", "FAILURE", "REVOKED"}
 
 
@@ -38,23 +39,28 @@ class Stack:
     def settings(self) -> OrchestratorSettings:
         return self.app.aiworker.settings
 
-    def start(self, **overrides: Any) -> "Stack":
-        for kind in SERVICE_KINDS:
+    def start(self, **overrides: Any) -> Stack:
+        for kind in SERVICES:
             if kind not in self.services:
                 self.services[kind] = start_service(kind, self.log_dir)
-        self.env = orchestrator_env(self.redis_url, self.postgres_url, self.blob_dir,
-                                    {k: s.address for k, s in self.services.items()}, **overrides)
+        self.env = orchestrator_env(
+            self.redis_url,
+            self.postgres_url,
+            self.blob_dir,
+            {k: s.address for k, s in self.services.items()},
+            **overrides,
+        )
         upgrade(self.postgres_url)
         self.app = make_app(self.env)
         self.workers["cpu"] = start_worker(self.app, "cpu_queue", self.env, self.log_dir, "cpu")
-        self.workers["gpu"] = start_worker(self.app, "gpu_queue", self.env, self.log_dir, "gpu")
+        self.workers["gpu"] = start_worker(self.app, "gpu_queue", self.env, self.log_dir, "gpu", concurrency=4)
         return self
 
     def stop(self) -> None:
-        for worker in self.workers.values():
-            worker.stop()
-        for service in self.services.values():
-            service.stop()
+        """The workers at once, then the services at once (each waits out its own shutdown)."""
+        for group in (list(self.workers.values()), list(self.services.values())):
+            with ThreadPoolExecutor(max_workers=max(len(group), 1)) as pool:
+                list(pool.map(lambda proc: proc.stop(), group))
 
     # -- helpers for tests ---------------------------------------------------
     def submit(self, name: str, payload: dict[str, Any], **kwargs: Any) -> SubmittedPipeline:
@@ -72,11 +78,12 @@ class Stack:
             if all(s == "SUCCESS" for s in states) or "FAILURE" in states or "REVOKED" in states:
                 return results
             time.sleep(0.2)
-        raise TimeoutError(f"pipeline {submitted.name} {submitted.pipeline_id} not done after {timeout}s: "
-                           f"{[r.state for r in results]}")
+        raise TimeoutError(
+            f"pipeline {submitted.name} {submitted.pipeline_id} not done after {timeout}s: {[r.state for r in results]}"
+        )
 
 
 def make_app(env: dict[str, str]) -> Celery:
     """A producer-side app built from the same AIWORKER_* values the workers get."""
     fields = {key.removeprefix("AIWORKER_").lower(): value for key, value in env.items()}
-    return create_app(OrchestratorSettings(**fields), producer=True)
+    return tracked_app(OrchestratorSettings(**fields), producer=True)

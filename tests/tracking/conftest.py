@@ -6,21 +6,21 @@ that database never drain it."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import redis
 
 from orchestrator.db import upgrade
 from orchestrator.settings import OrchestratorSettings
-from tests.support.infra import postgres_for_session
+from tests.support.infra import database_beside
 
 
 @pytest.fixture(scope="module")
-def fresh_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def fresh_db(postgres_url: str) -> Iterator[str]:
     """A database of this module's own (exact counts in metrics), at head."""
-    with postgres_for_session(tmp_path_factory.mktemp("pg")) as url:
+    with database_beside(postgres_url) as url:
         upgrade(url)
         yield url
 
@@ -36,6 +36,10 @@ def rclient(redis_url: str) -> Iterator[redis.Redis]:
 def tracking_settings(redis_url: str, fresh_db: str, tmp_path: Path) -> OrchestratorSettings:
     """Settings with a private outbox stream and spool folder."""
     return OrchestratorSettings(
-        broker_url=redis_url, database_url=fresh_db, tracking_outbox=f"test:tracking:{uuid.uuid4().hex[:12]}",
-        tracking_spool_dir=tmp_path / "spool", tracking_claim_idle_seconds=1, tracking_batch_size=50,
+        broker_url=redis_url,
+        database_url=fresh_db,
+        tracking_outbox=f"test:tracking:{uuid.uuid4().hex[:12]}",
+        tracking_spool_dir=tmp_path / "spool",
+        tracking_claim_idle_seconds=1,
+        tracking_batch_size=50,
     )

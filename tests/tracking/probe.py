@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 from celery import Celery
 
 from orchestrator.db import upgrade
-from orchestrator.pipelines import SubmittedPipeline, submit
+from orchestrator.submission import SubmittedPipeline, submit
+from orchestrator.tracking import registry_queries
 from orchestrator.tracking.queries import TrackingQueries
 from tests.support.infra import start_redis
 from tests.support.procs import ManagedProcess
@@ -42,7 +43,7 @@ class Probe:
     env: dict[str, str] = field(default_factory=dict)
     app: Celery | None = None
 
-    def start(self) -> "Probe":
+    def start(self) -> Probe:
         self.redis, self.redis_url = start_redis(self.workdir / "redis")
         upgrade(self.database_url)
         url = urlsplit(self.database_url)
@@ -53,17 +54,30 @@ class Probe:
         self.parser = start_service("parser", self.log_dir)
         self.parser_proxy = TcpProxy("127.0.0.1", self.parser.port).open()
         self.env = orchestrator_env(
-            self.redis_url, self.database_url, self.workdir / "blobs",
+            self.redis_url,
+            self.database_url,
+            self.workdir / "blobs",
             {"parser": f"127.0.0.1:{self.parser_proxy.port}", "embedder": CLOSED, "llm": CLOSED, "stt": CLOSED},
-            max_retries=MAX_RETRIES, retry_backoff_seconds=0.3, retry_backoff_max_seconds=1.5,
-            tracking_database_url=tracking_url, tracking_spool_dir=self.workdir / "spool",
+            max_retries=MAX_RETRIES,
+            retry_backoff_seconds=0.3,
+            retry_backoff_max_seconds=1.5,
+            tracking_database_url=tracking_url,
+            tracking_spool_dir=self.workdir / "spool",
         )
         self.app = make_app(self.env)
         argv = [sys.executable, "-m", "tests.tracking.probe_worker", "--hostname", "probe@test"]
-        self.worker = ManagedProcess("worker-probe", argv, self.log_dir / "worker-probe.log", env=self.env,
-                                     cwd=Path(__file__).resolve().parents[2]).start()
-        self.worker.wait_until(lambda: bool(self.app.control.inspect(destination=["probe@test"], timeout=1).ping()),
-                               60, "probe worker answering ping")
+        self.worker = ManagedProcess(
+            "worker-probe",
+            argv,
+            self.log_dir / "worker-probe.log",
+            env=self.env,
+            cwd=Path(__file__).resolve().parents[2],
+        ).start()
+        self.worker.wait_until(
+            lambda: bool(self.app.control.inspect(destination=["probe@test"], timeout=1).ping()),
+            60,
+            "probe worker answering ping",
+        )
         return self
 
     def stop(self) -> None:
@@ -85,4 +99,4 @@ class Probe:
     @property
     def queries(self) -> TrackingQueries:
         settings = self.app.aiworker.settings.model_copy(update={"tracking_database_url": self.database_url})
-        return TrackingQueries(settings)
+        return registry_queries(settings)

@@ -17,9 +17,9 @@ import redis
 from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 
-from orchestrator.app import create_app
 from orchestrator.routing import QUEUES
 from orchestrator.settings import OrchestratorSettings
+from orchestrator.tracking import tracked_app
 
 
 def register_probe_tasks(app: Celery) -> None:
@@ -68,10 +68,26 @@ def main() -> None:
     parser.add_argument("--hostname", default="probe@test")
     parser.add_argument("--concurrency", type=int, default=2)
     args = parser.parse_args()
-    app = create_app(OrchestratorSettings())
+    app = tracked_app(OrchestratorSettings())
     register_probe_tasks(app)
-    app.worker_main(["worker", "-Q", ",".join(QUEUES), "-c", str(args.concurrency), "-P", "prefork",
-                     "-n", args.hostname, "-l", "INFO", "-E", "--without-gossip", "--without-mingle"])
+    app.worker_main(
+        [
+            "worker",
+            "-Q",
+            ",".join(QUEUES),
+            "-c",
+            str(args.concurrency),
+            "-P",
+            "prefork",
+            "-n",
+            args.hostname,
+            "-l",
+            "INFO",
+            "-E",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import text
 
@@ -12,9 +13,12 @@ from orchestrator.db.engine import engine_for
 
 def task_rows(database_url: str, where: str, **params: Any) -> list[dict[str, Any]]:
     with engine_for(database_url).connect() as conn:
-        return [dict(r) for r in conn.execute(
-            text(f"SELECT * FROM task_info WHERE {where} ORDER BY stage_index NULLS LAST, created_at"), params
-        ).mappings()]
+        return [
+            dict(r)
+            for r in conn.execute(
+                text(f"SELECT * FROM task_info WHERE {where} ORDER BY stage_index NULLS LAST, created_at"), params
+            ).mappings()
+        ]
 
 
 def rows_of(database_url: str, task_ids: list[str]) -> list[dict[str, Any]]:
@@ -37,6 +41,7 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: floa
 
 def wait_statuses(database_url: str, task_ids: list[str], expected: list[str], timeout: float = 60) -> list[dict]:
     """Waits until the tasks' rows have exactly these statuses (in order)."""
+
     def check() -> list[dict] | None:
         rows = rows_of(database_url, task_ids)
         return rows if [r["status"] for r in rows] == expected else None

@@ -14,10 +14,11 @@ from urllib.parse import urlsplit
 import pytest
 
 from orchestrator.db.engine import engine_for
+from orchestrator.keys import task_live as task_key
 from orchestrator.tracking import events
 from orchestrator.tracking.drainer import Drainer
 from orchestrator.tracking.drainer_thread import DrainerThread
-from orchestrator.tracking.outbox import Outbox, task_key
+from orchestrator.tracking.outbox import Outbox
 from orchestrator.tracking.spool import Spool
 from orchestrator.tracking.states import FAILURE, PENDING, STARTED, SUCCESS
 from orchestrator.tracking.tracker import Tracker
@@ -82,8 +83,14 @@ def test_concurrent_drainers_while_producing(tracking_settings, rclient):
     threads = [DrainerThread(drainer(tracking_settings)).start() for _ in range(3)]
     try:
         ids = [task_lifecycle(tracker) for _ in range(400)]
-        wait_for(lambda: len([r for r in rows_of(tracking_settings.tracking_database_url, ids)
-                              if r["status"] == SUCCESS]) == len(ids), 60, "all rows SUCCESS")
+        wait_for(
+            lambda: (
+                len([r for r in rows_of(tracking_settings.tracking_database_url, ids) if r["status"] == SUCCESS])
+                == len(ids)
+            ),
+            60,
+            "all rows SUCCESS",
+        )
         wait_for(lambda: outbox_empty(rclient, tracking_settings), 10, "outbox empty")
     finally:
         for thread in threads:
@@ -207,9 +214,13 @@ def test_drain_command_empties_the_outbox(tracking_settings, rclient, monkeypatc
 
     tracker = Tracker(tracking_settings)
     ids = [task_lifecycle(tracker) for _ in range(5)]
-    for key, value in {"BROKER_URL": tracking_settings.broker_url, "DATABASE_URL": tracking_settings.database_url,
-                       "TRACKING_OUTBOX": tracking_settings.tracking_outbox, "LOG_FORMAT": "json",
-                       "TRACKING_SPOOL_DIR": str(tracking_settings.tracking_spool_dir)}.items():
+    for key, value in {
+        "BROKER_URL": tracking_settings.broker_url,
+        "DATABASE_URL": tracking_settings.database_url,
+        "TRACKING_OUTBOX": tracking_settings.tracking_outbox,
+        "LOG_FORMAT": "json",
+        "TRACKING_SPOOL_DIR": str(tracking_settings.tracking_spool_dir),
+    }.items():
         monkeypatch.setenv(f"AIWORKER_{key}", value)
     main(["outbox"])
     assert json.loads(capsys.readouterr().out)["entries"] == 15
@@ -226,14 +237,20 @@ def test_replay_dead_puts_dead_letters_back_and_they_land(tracking_settings, rcl
 
     outbox = tracking_settings.tracking_outbox
     task_id = str(uuid.uuid4())
-    records = [events.task_record(task_id, "tasks.test", status, 0, worker="w@test", args=["a\x00b"])
-               for status in (PENDING, STARTED)]
+    records = [
+        events.task_record(task_id, "tasks.test", status, 0, worker="w@test", args=["a\x00b"])
+        for status in (PENDING, STARTED)
+    ]
     records.append(events.task_record(task_id, "tasks.test", SUCCESS, 0, worker="w@test", result={"ok": 1}))
     rclient.xadd(f"{outbox}:dead", {"e": json.dumps(records), "reason": "unsupported Unicode escape", "id": "1-0"})
     rclient.xadd(f"{outbox}:dead", {"reason": "undecodable: no records", "id": "2-0"})
-    for key, value in {"BROKER_URL": tracking_settings.broker_url, "DATABASE_URL": tracking_settings.database_url,
-                       "TRACKING_OUTBOX": outbox, "LOG_FORMAT": "json",
-                       "TRACKING_SPOOL_DIR": str(tracking_settings.tracking_spool_dir)}.items():
+    for key, value in {
+        "BROKER_URL": tracking_settings.broker_url,
+        "DATABASE_URL": tracking_settings.database_url,
+        "TRACKING_OUTBOX": outbox,
+        "LOG_FORMAT": "json",
+        "TRACKING_SPOOL_DIR": str(tracking_settings.tracking_spool_dir),
+    }.items():
         monkeypatch.setenv(f"AIWORKER_{key}", value)
     main(["replay-dead"])
     assert json.loads(capsys.readouterr().out) == {"replayed": 1, "kept": 1}
@@ -241,3 +258,18 @@ def test_replay_dead_puts_dead_letters_back_and_they_land(tracking_settings, rcl
     row = rows_of(tracking_settings.tracking_database_url, [task_id])[0]
     assert (row["status"], row["args"], row["result"]) == (SUCCESS, ["a\ufffdb"], {"ok": 1})
     assert rclient.xlen(f"{outbox}:dead") == 1
+
+
+def test_a_process_without_a_drainer_requeues_its_own_spool_when_redis_is_back(tracking_settings, rclient):
+    """The gateway and beat have no drainer beside them (a pod's own spool in Kubernetes):
+    their first event once Redis answers again takes what they spooled along."""
+    spool = Spool(tracking_settings.tracking_spool_dir)
+    outbox = Outbox("redis://127.0.0.1:1/0", tracking_settings.tracking_outbox, 60, spool)
+    task_id = str(uuid.uuid4())
+    outbox.emit([events.task_record(task_id, "tasks.test", PENDING, 0, worker="w@test", args=[1])])
+    assert len(spool.pending_files()) == 1
+    outbox.redis_url, outbox._client, outbox._broken_until = tracking_settings.redis_url, None, 0.0  # Redis is back
+    outbox.emit([events.task_record(task_id, "tasks.test", SUCCESS, 0, worker="w@test", result={"ok": 1})])
+    assert spool.pending_files() == [] and rclient.xlen(tracking_settings.tracking_outbox) == 2
+    assert drainer(tracking_settings).drain_all() == 2
+    assert_all_succeeded(tracking_settings.tracking_database_url, [task_id])

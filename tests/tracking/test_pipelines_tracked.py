@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.routing import CPU_QUEUE, queue_of
-from orchestrator.tracking.queries import TrackingQueries
+from orchestrator.declarations import queue_of
+from orchestrator.routing import CPU_QUEUE
+from orchestrator.tracking import registry_queries
 from svc_parser.model import sample_pdf
 from tests.tracking.rows import wait_statuses
 
@@ -18,8 +19,9 @@ RESUME = ["Kim Minji — Backend Engineer.", "Built a Celery pipeline with retri
 
 
 def assert_tracked(stack, submitted, timeout: float = 60) -> None:
-    rows = wait_statuses(stack.settings.tracking_database_url, submitted.task_ids,
-                         ["SUCCESS"] * len(submitted.task_ids), timeout)
+    rows = wait_statuses(
+        stack.settings.tracking_database_url, submitted.task_ids, ["SUCCESS"] * len(submitted.task_ids), timeout
+    )
     for index, (row, name) in enumerate(zip(rows, submitted.stages)):
         assert (row["task_name"], row["stage_index"], row["chain_total"]) == (name, index, len(rows))
         assert row["pipeline_id"] == submitted.pipeline_id and row["pipeline"] == submitted.name
@@ -29,7 +31,7 @@ def assert_tracked(stack, submitted, timeout: float = 60) -> None:
         assert row["queue"] == queue and row["worker"] == ("cpu@test" if queue == CPU_QUEUE else "gpu@test")
         assert row["created_at"] <= row["started_at"] <= row["completed_at"] and row["runtime"] >= 0
         assert row["result"] is not None and row["error_message"] is None
-    status = TrackingQueries(stack.settings).pipeline_status(submitted.pipeline_id)
+    status = registry_queries(stack.settings).pipeline_status(submitted.pipeline_id)
     assert status.overall_state == "SUCCESS" and status.progress == 100.0
     assert [t.task_id for t in status.tasks] == submitted.task_ids and all(t.ready for t in status.tasks)
 
@@ -47,10 +49,21 @@ def test_resume_pipeline_is_tracked(stack, tracked_resume):
 
 def test_document_ai_and_preload_pipelines_are_tracked(stack):
     runs = [
-        stack.submit("document", {"document": stack.put_blob(b"Tracking notes.\n\nEvery task lands in PostgreSQL."),
-                                  "filename": "notes.txt", "content_type": "text/plain"}),
-        stack.submit("ai_pipeline", {"text": "Celery chains four stages; each is recorded.",
-                                     "options": {"task": "keywords", "max_new_tokens": 16}}),
+        stack.submit(
+            "document",
+            {
+                "document": stack.put_blob(b"Tracking notes.\n\nEvery task lands in PostgreSQL."),
+                "filename": "notes.txt",
+                "content_type": "text/plain",
+            },
+        ),
+        stack.submit(
+            "ai_pipeline",
+            {
+                "text": "Celery chains four stages; each is recorded.",
+                "options": {"task": "keywords", "max_new_tokens": 16},
+            },
+        ),
         stack.submit("llm_preload", {}),
     ]
     for submitted in runs:
@@ -60,8 +73,13 @@ def test_document_ai_and_preload_pipelines_are_tracked(stack):
 
 
 def test_interview_answer_pipeline_is_tracked(stack, tracked_resume):
-    submitted = stack.submit("interview_answer", {
-        "audio": stack.put_blob((SAMPLES / "answer.wav").read_bytes()), "resume_id": tracked_resume.pipeline_id,
-        "question": "Tell me about a pipeline you built."})
+    submitted = stack.submit(
+        "interview_answer",
+        {
+            "audio": stack.put_blob((SAMPLES / "answer.wav").read_bytes()),
+            "resume_id": tracked_resume.pipeline_id,
+            "question": "Tell me about a pipeline you built.",
+        },
+    )
     stack.wait(submitted, timeout=300)
     assert_tracked(stack, submitted)

@@ -9,15 +9,32 @@ import pytest
 
 from orchestrator.tracking.merge import fold
 from orchestrator.tracking.states import (
-    FAILURE, PENDING, PROGRESS, RETRY, REVOKED, SKIPPED, STARTED, SUCCESS, overall_state, rank, skip_after_failure,
+    FAILURE,
+    PENDING,
+    PROGRESS,
+    RETRY,
+    REVOKED,
+    SKIPPED,
+    STARTED,
+    SUCCESS,
+    overall_state,
+    rank,
+    skip_after_failure,
 )
 
 T0 = 1_700_000_000.0
 
 
 def event(status: str, attempt: int | None, at: float, **fields) -> dict:
-    return {"kind": "task", "task_id": "t1", "task_name": "tasks.x", "status": status,
-            "rank": rank(status, attempt), "at": T0 + at, **fields}
+    return {
+        "kind": "task",
+        "task_id": "t1",
+        "task_name": "tasks.x",
+        "status": status,
+        "rank": rank(status, attempt),
+        "at": T0 + at,
+        **fields,
+    }
 
 
 def final(events: list[dict]) -> dict:
@@ -71,12 +88,21 @@ def test_states_in_between_follow_the_attempts():
     assert final(late_started)["status"] == SUCCESS
 
 
-@pytest.mark.parametrize("events, status", [
-    ([event(PENDING, 0, 0), event(STARTED, 0, 1, worker="w1"), event(FAILURE, None, 3, error_type="TimeLimitExceeded")],
-     FAILURE),
-    ([event(PENDING, 0, 0), event(STARTED, 0, 1), event(REVOKED, None, 2)], REVOKED),
-    ([event(PENDING, 0, 0), event(SKIPPED, 0, 2)], SKIPPED),
-])
+@pytest.mark.parametrize(
+    "events, status",
+    [
+        (
+            [
+                event(PENDING, 0, 0),
+                event(STARTED, 0, 1, worker="w1"),
+                event(FAILURE, None, 3, error_type="TimeLimitExceeded"),
+            ],
+            FAILURE,
+        ),
+        ([event(PENDING, 0, 0), event(STARTED, 0, 1), event(REVOKED, None, 2)], REVOKED),
+        ([event(PENDING, 0, 0), event(SKIPPED, 0, 2)], SKIPPED),
+    ],
+)
 def test_terminal_states_win_in_any_order(events, status):
     for order in itertools.permutations(events):
         row = final(list(order))

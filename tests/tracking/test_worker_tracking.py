@@ -11,22 +11,25 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.tracking.outbox import task_key
+from orchestrator.keys import task_live as task_key
 from svc_parser.model import sample_pdf
 from tests.tracking.probe import MAX_RETRIES, Probe
 from tests.tracking.rows import rows_of, task_rows, wait_for, wait_statuses
 
 RESUME = ["Kim Minji. Backend engineer.", "Built Celery pipelines with retries and PostgreSQL tracking."]
-RESUME_STAGES = ["tasks.resume_pipeline.parse_pdf", "tasks.resume_pipeline.generate_embeddings",
-                 "tasks.resume_pipeline.store_chunks"]
+RESUME_STAGES = [
+    "tasks.resume_pipeline.parse_pdf",
+    "tasks.resume_pipeline.generate_embeddings",
+    "tasks.resume_pipeline.store_chunks",
+]
 
 
 @pytest.fixture(scope="module")
-def probe(tmp_path_factory, log_dir):
-    from tests.support.infra import postgres_for_session
+def probe(tmp_path_factory, log_dir, postgres_url):
+    from tests.support.infra import database_beside
 
     workdir = tmp_path_factory.mktemp("probe")
-    with postgres_for_session(workdir) as database_url:
+    with database_beside(postgres_url) as database_url:
         running = Probe(workdir, log_dir, database_url)
         try:
             yield running.start()
@@ -81,8 +84,7 @@ def test_retry_count_after_the_parser_was_unavailable_for_a_while(probe: Probe):
     try:
         submitted = probe.submit("resume", {"pdf": probe.app.aiworker.blobs.put(sample_pdf(RESUME))})
         first = submitted.task_ids[0]
-        wait_for(lambda: probe.app.aiworker.redis.hget(task_key(first), "status") == b"RETRY", 30,
-                 "parse_pdf retrying")
+        wait_for(lambda: probe.app.aiworker.redis.hget(task_key(first), "status") == b"RETRY", 30, "parse_pdf retrying")
     finally:
         probe.parser_proxy.open()
     rows = wait_statuses(probe.database_url, submitted.task_ids, ["SUCCESS", "FAILURE", "SKIPPED"], timeout=90)
@@ -114,15 +116,21 @@ def test_secrets_never_reach_rows_or_logs(probe: Probe):
     submitted = probe.submit("ai_pipeline", {"text": "hello there", "options": {"api_key": secret, "password": secret}})
     echo = probe.send("probe.echo", "plain", password=secret, api_key=secret, nested={"Authorization": secret})
     fail = probe.send("probe.fail", secret=secret)  # its exception message carries the secret
-    rows = wait_statuses(probe.database_url, [*submitted.task_ids, echo, fail],
-                         ["SUCCESS", "FAILURE", "SKIPPED", "SKIPPED", "SUCCESS", "FAILURE"], timeout=90)
+    rows = wait_statuses(
+        probe.database_url,
+        [*submitted.task_ids, echo, fail],
+        ["SUCCESS", "FAILURE", "SKIPPED", "SKIPPED", "SUCCESS", "FAILURE"],
+        timeout=90,
+    )
     assert rows[4]["kwargs"]["password"] == "***" and rows[4]["result"]["kwargs"]["nested"] == {"Authorization": "***"}
     assert rows[0]["result"]["data"]["options"] == {"task": "summarize", "api_key": "***", "password": "***"}
     assert "password=***" in rows[5]["error_message"] and rows[5]["error_type"] == "ValueError"
     everything = task_rows(probe.database_url, "true")
     assert secret not in repr(everything)
     time.sleep(1)  # let the worker flush its log lines
-    leaking = [p.name for p in Path(probe.log_dir).rglob("*") if p.is_file() and secret in p.read_text(errors="replace")]
+    leaking = [
+        p.name for p in Path(probe.log_dir).rglob("*") if p.is_file() and secret in p.read_text(errors="replace")
+    ]
     assert leaking == []
     # Nor Redis (the probe's own): the result backend's extended meta, the progress and live
     # hashes, the remembered submission, the outbox. Broker messages carry the raw input while
@@ -178,12 +186,13 @@ def test_postgres_away_while_tasks_run_then_every_record_lands(probe: Probe):
     probe.db_proxy.close()
     try:
         ids = [probe.send("probe.echo", i) for i in range(60)]
-        pipelines = [probe.submit("resume", {"pdf": probe.app.aiworker.blobs.put(b"%PDF-1.4 junk\n%%EOF")})
-                     for _ in range(3)]
+        pipelines = [
+            probe.submit("resume", {"pdf": probe.app.aiworker.blobs.put(b"%PDF-1.4 junk\n%%EOF")}) for _ in range(3)
+        ]
         for task_id in ids:  # tasks run to the end while tracking cannot write: never blocked
             assert probe.app.AsyncResult(task_id).get(timeout=60)["args"] is not None
         for p in pipelines:
-            wait_for(lambda: probe.app.AsyncResult(p.task_ids[0]).state == "FAILURE", 30, "corrupt PDF failed")
+            wait_for(lambda p=p: probe.app.AsyncResult(p.task_ids[0]).state == "FAILURE", 30, "corrupt PDF failed")
         time.sleep(1)
         chain_ids = [t for p in pipelines for t in p.task_ids]
         assert rows_of(probe.database_url, ids + chain_ids) == []  # nothing written meanwhile...

@@ -6,8 +6,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, text
 
+import orchestrator.tracking.models  # noqa: F401 - tracking tables on the same metadata
 from orchestrator.db.models import Base
-import orchestrator.tracking.models  # noqa: F401,E402 - tracking tables on the same metadata
 
 MIGRATION_LOCK = 7_318_255_001  # arbitrary, constant advisory lock id
 

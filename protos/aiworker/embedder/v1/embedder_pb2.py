@@ -24,19 +24,29 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#aiworker/embedder/v1/embedder.proto\x12\x14\x61iworker.embedder.v1\"0\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\x11\n\tnormalize\x18\x02 \x01(\x08\"\x18\n\x06Vector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"\x87\x01\n\rEmbedResponse\x12-\n\x07vectors\x18\x01 \x03(\x0b\x32\x1c.aiworker.embedder.v1.Vector\x12\x11\n\tdimension\x18\x02 \x01(\r\x12\r\n\x05model\x18\x03 \x01(\t\x12\x11\n\ttruncated\x18\x04 \x03(\r\x12\x12\n\nmax_tokens\x18\x05 \x01(\r2\\\n\x08\x45mbedder\x12P\n\x05\x45mbed\x12\".aiworker.embedder.v1.EmbedRequest\x1a#.aiworker.embedder.v1.EmbedResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#aiworker/embedder/v1/embedder.proto\x12\x14\x61iworker.embedder.v1\"0\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\x11\n\tnormalize\x18\x02 \x01(\x08\"\x18\n\x06Vector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"\x87\x01\n\rEmbedResponse\x12-\n\x07vectors\x18\x01 \x03(\x0b\x32\x1c.aiworker.embedder.v1.Vector\x12\x11\n\tdimension\x18\x02 \x01(\r\x12\r\n\x05model\x18\x03 \x01(\t\x12\x11\n\ttruncated\x18\x04 \x03(\r\x12\x12\n\nmax_tokens\x18\x05 \x01(\r\"\x10\n\x0ePreloadRequest\"N\n\x0fPreloadResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x14\n\x0cload_seconds\x18\x02 \x01(\x01\x12\x16\n\x0e\x61lready_loaded\x18\x03 \x01(\x08\"\x14\n\x12ModelStatusRequest\"\x8c\x01\n\x13ModelStatusResponse\x12/\n\x05state\x18\x01 \x01(\x0e\x32 .aiworker.embedder.v1.ModelState\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x11\n\tdimension\x18\x04 \x01(\r\x12\x12\n\nmax_tokens\x18\x05 \x01(\r*t\n\nModelState\x12\x1b\n\x17MODEL_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14MODEL_STATE_UNLOADED\x10\x01\x12\x17\n\x13MODEL_STATE_LOADING\x10\x02\x12\x16\n\x12MODEL_STATE_LOADED\x10\x03\x32\x98\x02\n\x08\x45mbedder\x12P\n\x05\x45mbed\x12\".aiworker.embedder.v1.EmbedRequest\x1a#.aiworker.embedder.v1.EmbedResponse\x12V\n\x07Preload\x12$.aiworker.embedder.v1.PreloadRequest\x1a%.aiworker.embedder.v1.PreloadResponse\x12\x62\n\x0bModelStatus\x12(.aiworker.embedder.v1.ModelStatusRequest\x1a).aiworker.embedder.v1.ModelStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'aiworker.embedder.v1.embedder_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_MODELSTATE']._serialized_start=538
+  _globals['_MODELSTATE']._serialized_end=654
   _globals['_EMBEDREQUEST']._serialized_start=61
   _globals['_EMBEDREQUEST']._serialized_end=109
   _globals['_VECTOR']._serialized_start=111
   _globals['_VECTOR']._serialized_end=135
   _globals['_EMBEDRESPONSE']._serialized_start=138
   _globals['_EMBEDRESPONSE']._serialized_end=273
-  _globals['_EMBEDDER']._serialized_start=275
-  _globals['_EMBEDDER']._serialized_end=367
+  _globals['_PRELOADREQUEST']._serialized_start=275
+  _globals['_PRELOADREQUEST']._serialized_end=291
+  _globals['_PRELOADRESPONSE']._serialized_start=293
+  _globals['_PRELOADRESPONSE']._serialized_end=371
+  _globals['_MODELSTATUSREQUEST']._serialized_start=373
+  _globals['_MODELSTATUSREQUEST']._serialized_end=393
+  _globals['_MODELSTATUSRESPONSE']._serialized_start=396
+  _globals['_MODELSTATUSRESPONSE']._serialized_end=536
+  _globals['_EMBEDDER']._serialized_start=657
+  _globals['_EMBEDDER']._serialized_end=937
 # @@protoc_insertion_point(module_scope)

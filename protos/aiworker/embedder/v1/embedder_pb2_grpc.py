@@ -39,6 +39,16 @@ class EmbedderStub:
                 request_serializer=aiworker_dot_embedder_dot_v1_dot_embedder__pb2.EmbedRequest.SerializeToString,
                 response_deserializer=aiworker_dot_embedder_dot_v1_dot_embedder__pb2.EmbedResponse.FromString,
                 _registered_method=True)
+        self.Preload = channel.unary_unary(
+                '/aiworker.embedder.v1.Embedder/Preload',
+                request_serializer=aiworker_dot_embedder_dot_v1_dot_embedder__pb2.PreloadRequest.SerializeToString,
+                response_deserializer=aiworker_dot_embedder_dot_v1_dot_embedder__pb2.PreloadResponse.FromString,
+                _registered_method=True)
+        self.ModelStatus = channel.unary_unary(
+                '/aiworker.embedder.v1.Embedder/ModelStatus',
+                request_serializer=aiworker_dot_embedder_dot_v1_dot_embedder__pb2.ModelStatusRequest.SerializeToString,
+                response_deserializer=aiworker_dot_embedder_dot_v1_dot_embedder__pb2.ModelStatusResponse.FromString,
+                _registered_method=True)
 
 
 class EmbedderServicer:
@@ -53,6 +63,19 @@ class EmbedderServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Preload(self, request, context):
+        """Loads the model if needed (after an idle unload) and warms it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ModelStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EmbedderServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -60,6 +83,16 @@ def add_EmbedderServicer_to_server(servicer, server):
                     servicer.Embed,
                     request_deserializer=aiworker_dot_embedder_dot_v1_dot_embedder__pb2.EmbedRequest.FromString,
                     response_serializer=aiworker_dot_embedder_dot_v1_dot_embedder__pb2.EmbedResponse.SerializeToString,
+            ),
+            'Preload': grpc.unary_unary_rpc_method_handler(
+                    servicer.Preload,
+                    request_deserializer=aiworker_dot_embedder_dot_v1_dot_embedder__pb2.PreloadRequest.FromString,
+                    response_serializer=aiworker_dot_embedder_dot_v1_dot_embedder__pb2.PreloadResponse.SerializeToString,
+            ),
+            'ModelStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.ModelStatus,
+                    request_deserializer=aiworker_dot_embedder_dot_v1_dot_embedder__pb2.ModelStatusRequest.FromString,
+                    response_serializer=aiworker_dot_embedder_dot_v1_dot_embedder__pb2.ModelStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -89,6 +122,60 @@ class Embedder:
             '/aiworker.embedder.v1.Embedder/Embed',
             aiworker_dot_embedder_dot_v1_dot_embedder__pb2.EmbedRequest.SerializeToString,
             aiworker_dot_embedder_dot_v1_dot_embedder__pb2.EmbedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Preload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aiworker.embedder.v1.Embedder/Preload',
+            aiworker_dot_embedder_dot_v1_dot_embedder__pb2.PreloadRequest.SerializeToString,
+            aiworker_dot_embedder_dot_v1_dot_embedder__pb2.PreloadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ModelStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aiworker.embedder.v1.Embedder/ModelStatus',
+            aiworker_dot_embedder_dot_v1_dot_embedder__pb2.ModelStatusRequest.SerializeToString,
+            aiworker_dot_embedder_dot_v1_dot_embedder__pb2.ModelStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!aiworker/gateway/v1/gateway.proto\x12\x13\x61iworker.gateway.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"S\n\x0cUploadedFile\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"\xa7\x01\n\x15SubmitPipelineRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12&\n\x05input\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x30\n\x05\x66iles\x18\x03 \x03(\x0b\x32!.aiworker.gateway.v1.UploadedFile\x12\x15\n\x08priority\x18\x04 \x01(\rH\x00\x88\x01\x01\x42\x0b\n\t_priority\"m\n\x16SubmitPipelineResponse\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x1c\n\x14\x65stimated_duration_s\x18\x03 \x01(\x01\x12\x10\n\x08task_ids\x18\x04 \x03(\t\"/\n\x18GetPipelineStatusRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\"\xb6\x01\n\x0bStageStatus\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\ttask_name\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0c\n\x04step\x18\x04 \x01(\r\x12\r\n\x05ready\x18\x05 \x01(\x08\x12\x0e\n\x06result\x18\x06 \x01(\t\x12\x12\n\nerror_type\x18\x07 \x01(\t\x12\x0f\n\x07retries\x18\x08 \x01(\r\x12\x0e\n\x06worker\x18\t \x01(\t\x12\x11\n\truntime_s\x18\n \x01(\x01\"\x80\x02\n\x0ePipelineStatus\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x15\n\roverall_state\x18\x03 \x01(\t\x12\x13\n\x0btotal_steps\x18\x04 \x01(\r\x12\x17\n\x0f\x63ompleted_steps\x18\x05 \x01(\r\x12\x10\n\x08progress\x18\x06 \x01(\x01\x12\x0f\n\x07message\x18\x07 \x01(\t\x12/\n\x05tasks\x18\x08 \x03(\x0b\x32 .aiworker.gateway.v1.StageStatus\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"+\n\x14WatchPipelineRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\"u\n\x10ListTasksRequest\x12\r\n\x05hours\x18\x01 \x01(\x01\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x11\n\ttask_name\x18\x03 \x01(\t\x12\x10\n\x08pipeline\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\r\x12\x0e\n\x06\x63ursor\x18\x06 \x01(\t\"\x80\x03\n\nTaskRecord\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\ttask_name\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x13\n\x0bpipeline_id\x18\x04 \x01(\t\x12\x10\n\x08pipeline\x18\x05 \x01(\t\x12\r\n\x05queue\x18\x06 \x01(\t\x12\x0e\n\x06worker\x18\x07 \x01(\t\x12\x13\n\x0bretry_count\x18\x08 \x01(\r\x12\x12\n\nerror_type\x18\t \x01(\t\x12\x15\n\rerror_message\x18\n \x01(\t\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\truntime_s\x18\x0e \x01(\x01\x12\x13\n\x0bresult_json\x18\x0f \x01(\t\"X\n\x11ListTasksResponse\x12.\n\x05tasks\x18\x01 \x03(\x0b\x32\x1f.aiworker.gateway.v1.TaskRecord\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\")\n\x11GetMetricsRequest\x12\x14\n\x0cwindow_hours\x18\x01 \x01(\x01\"\xa8\x01\n\x0fTaskNameMetrics\x12\x11\n\ttask_name\x18\x01 \x01(\t\x12\r\n\x05total\x18\x02 \x01(\x04\x12\x11\n\tsucceeded\x18\x03 \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x04\x12\x14\n\x0csuccess_rate\x18\x05 \x01(\x01\x12\x14\n\x0cmean_seconds\x18\x06 \x01(\x01\x12\x13\n\x0bp95_seconds\x18\x07 \x01(\x01\x12\x0f\n\x07retries\x18\x08 \x01(\x04\"\xb9\x03\n\x0eMetricsSummary\x12\x14\n\x0cwindow_hours\x18\x01 \x01(\x01\x12\x13\n\x0btotal_tasks\x18\x02 \x01(\x04\x12\x14\n\x0csuccess_rate\x18\x03 \x01(\x01\x12\x0f\n\x07retries\x18\x04 \x01(\x04\x12\x1d\n\x15\x63hain_completion_rate\x18\x05 \x01(\x01\x12\x35\n\x07\x62y_task\x18\x06 \x03(\x0b\x32$.aiworker.gateway.v1.TaskNameMetrics\x12M\n\x0e\x65rrors_by_type\x18\x07 \x03(\x0b\x32\x35.aiworker.gateway.v1.MetricsSummary.ErrorsByTypeEntry\x12H\n\x0bqueue_depth\x18\x08 \x03(\x0b\x32\x33.aiworker.gateway.v1.MetricsSummary.QueueDepthEntry\x1a\x33\n\x11\x45rrorsByTypeEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x1a\x31\n\x0fQueueDepthEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x32\xf7\x03\n\x07Gateway\x12i\n\x0eSubmitPipeline\x12*.aiworker.gateway.v1.SubmitPipelineRequest\x1a+.aiworker.gateway.v1.SubmitPipelineResponse\x12g\n\x11GetPipelineStatus\x12-.aiworker.gateway.v1.GetPipelineStatusRequest\x1a#.aiworker.gateway.v1.PipelineStatus\x12\x61\n\rWatchPipeline\x12).aiworker.gateway.v1.WatchPipelineRequest\x1a#.aiworker.gateway.v1.PipelineStatus0\x01\x12Z\n\tListTasks\x12%.aiworker.gateway.v1.ListTasksRequest\x1a&.aiworker.gateway.v1.ListTasksResponse\x12Y\n\nGetMetrics\x12&.aiworker.gateway.v1.GetMetricsRequest\x1a#.aiworker.gateway.v1.MetricsSummaryb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!aiworker/gateway/v1/gateway.proto\x12\x13\x61iworker.gateway.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"S\n\x0cUploadedFile\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"\xa7\x01\n\x15SubmitPipelineRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12&\n\x05input\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x30\n\x05\x66iles\x18\x03 \x03(\x0b\x32!.aiworker.gateway.v1.UploadedFile\x12\x15\n\x08priority\x18\x04 \x01(\rH\x00\x88\x01\x01\x42\x0b\n\t_priority\"m\n\x16SubmitPipelineResponse\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x1c\n\x14\x65stimated_duration_s\x18\x03 \x01(\x01\x12\x10\n\x08task_ids\x18\x04 \x03(\t\"/\n\x18GetPipelineStatusRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\"\xb6\x01\n\x0bStageStatus\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\ttask_name\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0c\n\x04step\x18\x04 \x01(\r\x12\r\n\x05ready\x18\x05 \x01(\x08\x12\x0e\n\x06result\x18\x06 \x01(\t\x12\x12\n\nerror_type\x18\x07 \x01(\t\x12\x0f\n\x07retries\x18\x08 \x01(\r\x12\x0e\n\x06worker\x18\t \x01(\t\x12\x11\n\truntime_s\x18\n \x01(\x01\"\xaa\x02\n\x0ePipelineStatus\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x15\n\roverall_state\x18\x03 \x01(\t\x12\x13\n\x0btotal_steps\x18\x04 \x01(\r\x12\x17\n\x0f\x63ompleted_steps\x18\x05 \x01(\r\x12\x10\n\x08progress\x18\x06 \x01(\x01\x12\x0f\n\x07message\x18\x07 \x01(\t\x12/\n\x05tasks\x18\x08 \x03(\x0b\x32 .aiworker.gateway.v1.StageStatus\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0epartial_output\x18\n \x01(\t\x12\x10\n\x08trace_id\x18\x0b \x01(\t\"/\n\x18GetPipelineResultRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\"p\n\x0ePipelineResult\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12&\n\x06result\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\"+\n\x14WatchPipelineRequest\x12\x13\n\x0bpipeline_id\x18\x01 \x01(\t\"u\n\x10ListTasksRequest\x12\r\n\x05hours\x18\x01 \x01(\x01\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x11\n\ttask_name\x18\x03 \x01(\t\x12\x10\n\x08pipeline\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\r\x12\x0e\n\x06\x63ursor\x18\x06 \x01(\t\"\x80\x03\n\nTaskRecord\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\ttask_name\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x13\n\x0bpipeline_id\x18\x04 \x01(\t\x12\x10\n\x08pipeline\x18\x05 \x01(\t\x12\r\n\x05queue\x18\x06 \x01(\t\x12\x0e\n\x06worker\x18\x07 \x01(\t\x12\x13\n\x0bretry_count\x18\x08 \x01(\r\x12\x12\n\nerror_type\x18\t \x01(\t\x12\x15\n\rerror_message\x18\n \x01(\t\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\truntime_s\x18\x0e \x01(\x01\x12\x13\n\x0bresult_json\x18\x0f \x01(\t\"X\n\x11ListTasksResponse\x12.\n\x05tasks\x18\x01 \x03(\x0b\x32\x1f.aiworker.gateway.v1.TaskRecord\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"M\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\r\x12\x14\n\x0c\x64ocument_ids\x18\x03 \x03(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\"\x8f\x01\n\tSearchHit\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x13\n\x0b\x63hunk_index\x18\x05 \x01(\r\x12\x0c\n\x04page\x18\x06 \x01(\r\x12\x0c\n\x04text\x18\x07 \x01(\t\x12\r\n\x05score\x18\x08 \x01(\x01\"f\n\x0eSearchResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.aiworker.gateway.v1.SearchHit\x12\x10\n\x08\x65mbed_ms\x18\x02 \x01(\x01\x12\x11\n\tsearch_ms\x18\x03 \x01(\x01\")\n\x11GetMetricsRequest\x12\x14\n\x0cwindow_hours\x18\x01 \x01(\x01\"\xa8\x01\n\x0fTaskNameMetrics\x12\x11\n\ttask_name\x18\x01 \x01(\t\x12\r\n\x05total\x18\x02 \x01(\x04\x12\x11\n\tsucceeded\x18\x03 \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x04\x12\x14\n\x0csuccess_rate\x18\x05 \x01(\x01\x12\x14\n\x0cmean_seconds\x18\x06 \x01(\x01\x12\x13\n\x0bp95_seconds\x18\x07 \x01(\x01\x12\x0f\n\x07retries\x18\x08 \x01(\x04\"\x9b\x05\n\x0eMetricsSummary\x12\x14\n\x0cwindow_hours\x18\x01 \x01(\x01\x12\x13\n\x0btotal_tasks\x18\x02 \x01(\x04\x12\x14\n\x0csuccess_rate\x18\x03 \x01(\x01\x12\x0f\n\x07retries\x18\x04 \x01(\x04\x12\x1d\n\x15\x63hain_completion_rate\x18\x05 \x01(\x01\x12\x35\n\x07\x62y_task\x18\x06 \x03(\x0b\x32$.aiworker.gateway.v1.TaskNameMetrics\x12M\n\x0e\x65rrors_by_type\x18\x07 \x03(\x0b\x32\x35.aiworker.gateway.v1.MetricsSummary.ErrorsByTypeEntry\x12H\n\x0bqueue_depth\x18\x08 \x03(\x0b\x32\x33.aiworker.gateway.v1.MetricsSummary.QueueDepthEntry\x12Y\n\x14queue_oldest_seconds\x18\t \x03(\x0b\x32;.aiworker.gateway.v1.MetricsSummary.QueueOldestSecondsEntry\x12\x0f\n\x07unacked\x18\n \x01(\x04\x12\x39\n\x0b\x62y_pipeline\x18\x0b \x03(\x0b\x32$.aiworker.gateway.v1.PipelineMetrics\x1a\x33\n\x11\x45rrorsByTypeEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x1a\x31\n\x0fQueueDepthEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x1a\x39\n\x17QueueOldestSecondsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x96\x01\n\x0fPipelineMetrics\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\r\n\x05total\x18\x02 \x01(\x04\x12\x11\n\tcompleted\x18\x03 \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x04\x12\x14\n\x0csuccess_rate\x18\x05 \x01(\x01\x12\x14\n\x0cmean_seconds\x18\x06 \x01(\x01\x12\x13\n\x0bp95_seconds\x18\x07 \x01(\x01\x32\xb3\x05\n\x07Gateway\x12i\n\x0eSubmitPipeline\x12*.aiworker.gateway.v1.SubmitPipelineRequest\x1a+.aiworker.gateway.v1.SubmitPipelineResponse\x12g\n\x11GetPipelineStatus\x12-.aiworker.gateway.v1.GetPipelineStatusRequest\x1a#.aiworker.gateway.v1.PipelineStatus\x12\x61\n\rWatchPipeline\x12).aiworker.gateway.v1.WatchPipelineRequest\x1a#.aiworker.gateway.v1.PipelineStatus0\x01\x12g\n\x11GetPipelineResult\x12-.aiworker.gateway.v1.GetPipelineResultRequest\x1a#.aiworker.gateway.v1.PipelineResult\x12Z\n\tListTasks\x12%.aiworker.gateway.v1.ListTasksRequest\x1a&.aiworker.gateway.v1.ListTasksResponse\x12Q\n\x06Search\x12\".aiworker.gateway.v1.SearchRequest\x1a#.aiworker.gateway.v1.SearchResponse\x12Y\n\nGetMetrics\x12&.aiworker.gateway.v1.GetMetricsRequest\x1a#.aiworker.gateway.v1.MetricsSummaryb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,6 +37,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_METRICSSUMMARY_ERRORSBYTYPEENTRY']._serialized_options = b'8\001'
   _globals['_METRICSSUMMARY_QUEUEDEPTHENTRY']._loaded_options = None
   _globals['_METRICSSUMMARY_QUEUEDEPTHENTRY']._serialized_options = b'8\001'
+  _globals['_METRICSSUMMARY_QUEUEOLDESTSECONDSENTRY']._loaded_options = None
+  _globals['_METRICSSUMMARY_QUEUEOLDESTSECONDSENTRY']._serialized_options = b'8\001'
   _globals['_UPLOADEDFILE']._serialized_start=121
   _globals['_UPLOADEDFILE']._serialized_end=204
   _globals['_SUBMITPIPELINEREQUEST']._serialized_start=207
@@ -48,25 +50,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STAGESTATUS']._serialized_start=537
   _globals['_STAGESTATUS']._serialized_end=719
   _globals['_PIPELINESTATUS']._serialized_start=722
-  _globals['_PIPELINESTATUS']._serialized_end=978
-  _globals['_WATCHPIPELINEREQUEST']._serialized_start=980
-  _globals['_WATCHPIPELINEREQUEST']._serialized_end=1023
-  _globals['_LISTTASKSREQUEST']._serialized_start=1025
-  _globals['_LISTTASKSREQUEST']._serialized_end=1142
-  _globals['_TASKRECORD']._serialized_start=1145
-  _globals['_TASKRECORD']._serialized_end=1529
-  _globals['_LISTTASKSRESPONSE']._serialized_start=1531
-  _globals['_LISTTASKSRESPONSE']._serialized_end=1619
-  _globals['_GETMETRICSREQUEST']._serialized_start=1621
-  _globals['_GETMETRICSREQUEST']._serialized_end=1662
-  _globals['_TASKNAMEMETRICS']._serialized_start=1665
-  _globals['_TASKNAMEMETRICS']._serialized_end=1833
-  _globals['_METRICSSUMMARY']._serialized_start=1836
-  _globals['_METRICSSUMMARY']._serialized_end=2277
-  _globals['_METRICSSUMMARY_ERRORSBYTYPEENTRY']._serialized_start=2175
-  _globals['_METRICSSUMMARY_ERRORSBYTYPEENTRY']._serialized_end=2226
-  _globals['_METRICSSUMMARY_QUEUEDEPTHENTRY']._serialized_start=2228
-  _globals['_METRICSSUMMARY_QUEUEDEPTHENTRY']._serialized_end=2277
-  _globals['_GATEWAY']._serialized_start=2280
-  _globals['_GATEWAY']._serialized_end=2783
+  _globals['_PIPELINESTATUS']._serialized_end=1020
+  _globals['_GETPIPELINERESULTREQUEST']._serialized_start=1022
+  _globals['_GETPIPELINERESULTREQUEST']._serialized_end=1069
+  _globals['_PIPELINERESULT']._serialized_start=1071
+  _globals['_PIPELINERESULT']._serialized_end=1183
+  _globals['_WATCHPIPELINEREQUEST']._serialized_start=1185
+  _globals['_WATCHPIPELINEREQUEST']._serialized_end=1228
+  _globals['_LISTTASKSREQUEST']._serialized_start=1230
+  _globals['_LISTTASKSREQUEST']._serialized_end=1347
+  _globals['_TASKRECORD']._serialized_start=1350
+  _globals['_TASKRECORD']._serialized_end=1734
+  _globals['_LISTTASKSRESPONSE']._serialized_start=1736
+  _globals['_LISTTASKSRESPONSE']._serialized_end=1824
+  _globals['_SEARCHREQUEST']._serialized_start=1826
+  _globals['_SEARCHREQUEST']._serialized_end=1903
+  _globals['_SEARCHHIT']._serialized_start=1906
+  _globals['_SEARCHHIT']._serialized_end=2049
+  _globals['_SEARCHRESPONSE']._serialized_start=2051
+  _globals['_SEARCHRESPONSE']._serialized_end=2153
+  _globals['_GETMETRICSREQUEST']._serialized_start=2155
+  _globals['_GETMETRICSREQUEST']._serialized_end=2196
+  _globals['_TASKNAMEMETRICS']._serialized_start=2199
+  _globals['_TASKNAMEMETRICS']._serialized_end=2367
+  _globals['_METRICSSUMMARY']._serialized_start=2370
+  _globals['_METRICSSUMMARY']._serialized_end=3037
+  _globals['_METRICSSUMMARY_ERRORSBYTYPEENTRY']._serialized_start=2876
+  _globals['_METRICSSUMMARY_ERRORSBYTYPEENTRY']._serialized_end=2927
+  _globals['_METRICSSUMMARY_QUEUEDEPTHENTRY']._serialized_start=2929
+  _globals['_METRICSSUMMARY_QUEUEDEPTHENTRY']._serialized_end=2978
+  _globals['_METRICSSUMMARY_QUEUEOLDESTSECONDSENTRY']._serialized_start=2980
+  _globals['_METRICSSUMMARY_QUEUEOLDESTSECONDSENTRY']._serialized_end=3037
+  _globals['_PIPELINEMETRICS']._serialized_start=3040
+  _globals['_PIPELINEMETRICS']._serialized_end=3190
+  _globals['_GATEWAY']._serialized_start=3193
+  _globals['_GATEWAY']._serialized_end=3884
 # @@protoc_insertion_point(module_scope)

@@ -77,7 +77,7 @@ class StageStatus(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., task_name: _Optional[str] = ..., status: _Optional[str] = ..., step: _Optional[int] = ..., ready: _Optional[bool] = ..., result: _Optional[str] = ..., error_type: _Optional[str] = ..., retries: _Optional[int] = ..., worker: _Optional[str] = ..., runtime_s: _Optional[float] = ...) -> None: ...
 
 class PipelineStatus(_message.Message):
-    __slots__ = ("pipeline_id", "pipeline", "overall_state", "total_steps", "completed_steps", "progress", "message", "tasks", "created_at")
+    __slots__ = ("pipeline_id", "pipeline", "overall_state", "total_steps", "completed_steps", "progress", "message", "tasks", "created_at", "partial_output", "trace_id")
     PIPELINE_ID_FIELD_NUMBER: _ClassVar[int]
     PIPELINE_FIELD_NUMBER: _ClassVar[int]
     OVERALL_STATE_FIELD_NUMBER: _ClassVar[int]
@@ -87,6 +87,8 @@ class PipelineStatus(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    PARTIAL_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     pipeline_id: str
     pipeline: str
     overall_state: str
@@ -96,7 +98,27 @@ class PipelineStatus(_message.Message):
     message: str
     tasks: _containers.RepeatedCompositeFieldContainer[StageStatus]
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, pipeline_id: _Optional[str] = ..., pipeline: _Optional[str] = ..., overall_state: _Optional[str] = ..., total_steps: _Optional[int] = ..., completed_steps: _Optional[int] = ..., progress: _Optional[float] = ..., message: _Optional[str] = ..., tasks: _Optional[_Iterable[_Union[StageStatus, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    partial_output: str
+    trace_id: str
+    def __init__(self, pipeline_id: _Optional[str] = ..., pipeline: _Optional[str] = ..., overall_state: _Optional[str] = ..., total_steps: _Optional[int] = ..., completed_steps: _Optional[int] = ..., progress: _Optional[float] = ..., message: _Optional[str] = ..., tasks: _Optional[_Iterable[_Union[StageStatus, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., partial_output: _Optional[str] = ..., trace_id: _Optional[str] = ...) -> None: ...
+
+class GetPipelineResultRequest(_message.Message):
+    __slots__ = ("pipeline_id",)
+    PIPELINE_ID_FIELD_NUMBER: _ClassVar[int]
+    pipeline_id: str
+    def __init__(self, pipeline_id: _Optional[str] = ...) -> None: ...
+
+class PipelineResult(_message.Message):
+    __slots__ = ("pipeline_id", "pipeline", "task_id", "result")
+    PIPELINE_ID_FIELD_NUMBER: _ClassVar[int]
+    PIPELINE_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    pipeline_id: str
+    pipeline: str
+    task_id: str
+    result: _struct_pb2.Value
+    def __init__(self, pipeline_id: _Optional[str] = ..., pipeline: _Optional[str] = ..., task_id: _Optional[str] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
 
 class WatchPipelineRequest(_message.Message):
     __slots__ = ("pipeline_id",)
@@ -162,6 +184,48 @@ class ListTasksResponse(_message.Message):
     next_cursor: str
     def __init__(self, tasks: _Optional[_Iterable[_Union[TaskRecord, _Mapping]]] = ..., next_cursor: _Optional[str] = ...) -> None: ...
 
+class SearchRequest(_message.Message):
+    __slots__ = ("query", "k", "document_ids", "kind")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    query: str
+    k: int
+    document_ids: _containers.RepeatedScalarFieldContainer[str]
+    kind: str
+    def __init__(self, query: _Optional[str] = ..., k: _Optional[int] = ..., document_ids: _Optional[_Iterable[str]] = ..., kind: _Optional[str] = ...) -> None: ...
+
+class SearchHit(_message.Message):
+    __slots__ = ("document_id", "kind", "filename", "title", "chunk_index", "page", "text", "score")
+    DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_INDEX_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    document_id: str
+    kind: str
+    filename: str
+    title: str
+    chunk_index: int
+    page: int
+    text: str
+    score: float
+    def __init__(self, document_id: _Optional[str] = ..., kind: _Optional[str] = ..., filename: _Optional[str] = ..., title: _Optional[str] = ..., chunk_index: _Optional[int] = ..., page: _Optional[int] = ..., text: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
+
+class SearchResponse(_message.Message):
+    __slots__ = ("results", "embed_ms", "search_ms")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    EMBED_MS_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_MS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[SearchHit]
+    embed_ms: float
+    search_ms: float
+    def __init__(self, results: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ..., embed_ms: _Optional[float] = ..., search_ms: _Optional[float] = ...) -> None: ...
+
 class GetMetricsRequest(_message.Message):
     __slots__ = ("window_hours",)
     WINDOW_HOURS_FIELD_NUMBER: _ClassVar[int]
@@ -189,7 +253,7 @@ class TaskNameMetrics(_message.Message):
     def __init__(self, task_name: _Optional[str] = ..., total: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., success_rate: _Optional[float] = ..., mean_seconds: _Optional[float] = ..., p95_seconds: _Optional[float] = ..., retries: _Optional[int] = ...) -> None: ...
 
 class MetricsSummary(_message.Message):
-    __slots__ = ("window_hours", "total_tasks", "success_rate", "retries", "chain_completion_rate", "by_task", "errors_by_type", "queue_depth")
+    __slots__ = ("window_hours", "total_tasks", "success_rate", "retries", "chain_completion_rate", "by_task", "errors_by_type", "queue_depth", "queue_oldest_seconds", "unacked", "by_pipeline")
     class ErrorsByTypeEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -204,6 +268,13 @@ class MetricsSummary(_message.Message):
         key: str
         value: int
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class QueueOldestSecondsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     WINDOW_HOURS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_TASKS_FIELD_NUMBER: _ClassVar[int]
     SUCCESS_RATE_FIELD_NUMBER: _ClassVar[int]
@@ -212,6 +283,9 @@ class MetricsSummary(_message.Message):
     BY_TASK_FIELD_NUMBER: _ClassVar[int]
     ERRORS_BY_TYPE_FIELD_NUMBER: _ClassVar[int]
     QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_OLDEST_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    UNACKED_FIELD_NUMBER: _ClassVar[int]
+    BY_PIPELINE_FIELD_NUMBER: _ClassVar[int]
     window_hours: float
     total_tasks: int
     success_rate: float
@@ -220,4 +294,25 @@ class MetricsSummary(_message.Message):
     by_task: _containers.RepeatedCompositeFieldContainer[TaskNameMetrics]
     errors_by_type: _containers.ScalarMap[str, int]
     queue_depth: _containers.ScalarMap[str, int]
-    def __init__(self, window_hours: _Optional[float] = ..., total_tasks: _Optional[int] = ..., success_rate: _Optional[float] = ..., retries: _Optional[int] = ..., chain_completion_rate: _Optional[float] = ..., by_task: _Optional[_Iterable[_Union[TaskNameMetrics, _Mapping]]] = ..., errors_by_type: _Optional[_Mapping[str, int]] = ..., queue_depth: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    queue_oldest_seconds: _containers.ScalarMap[str, float]
+    unacked: int
+    by_pipeline: _containers.RepeatedCompositeFieldContainer[PipelineMetrics]
+    def __init__(self, window_hours: _Optional[float] = ..., total_tasks: _Optional[int] = ..., success_rate: _Optional[float] = ..., retries: _Optional[int] = ..., chain_completion_rate: _Optional[float] = ..., by_task: _Optional[_Iterable[_Union[TaskNameMetrics, _Mapping]]] = ..., errors_by_type: _Optional[_Mapping[str, int]] = ..., queue_depth: _Optional[_Mapping[str, int]] = ..., queue_oldest_seconds: _Optional[_Mapping[str, float]] = ..., unacked: _Optional[int] = ..., by_pipeline: _Optional[_Iterable[_Union[PipelineMetrics, _Mapping]]] = ...) -> None: ...
+
+class PipelineMetrics(_message.Message):
+    __slots__ = ("pipeline", "total", "completed", "failed", "success_rate", "mean_seconds", "p95_seconds")
+    PIPELINE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_RATE_FIELD_NUMBER: _ClassVar[int]
+    MEAN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    P95_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    pipeline: str
+    total: int
+    completed: int
+    failed: int
+    success_rate: float
+    mean_seconds: float
+    p95_seconds: float
+    def __init__(self, pipeline: _Optional[str] = ..., total: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., success_rate: _Optional[float] = ..., mean_seconds: _Optional[float] = ..., p95_seconds: _Optional[float] = ...) -> None: ...

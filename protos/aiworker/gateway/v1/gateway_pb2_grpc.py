@@ -49,10 +49,20 @@ class GatewayStub:
                 request_serializer=aiworker_dot_gateway_dot_v1_dot_gateway__pb2.WatchPipelineRequest.SerializeToString,
                 response_deserializer=aiworker_dot_gateway_dot_v1_dot_gateway__pb2.PipelineStatus.FromString,
                 _registered_method=True)
+        self.GetPipelineResult = channel.unary_unary(
+                '/aiworker.gateway.v1.Gateway/GetPipelineResult',
+                request_serializer=aiworker_dot_gateway_dot_v1_dot_gateway__pb2.GetPipelineResultRequest.SerializeToString,
+                response_deserializer=aiworker_dot_gateway_dot_v1_dot_gateway__pb2.PipelineResult.FromString,
+                _registered_method=True)
         self.ListTasks = channel.unary_unary(
                 '/aiworker.gateway.v1.Gateway/ListTasks',
                 request_serializer=aiworker_dot_gateway_dot_v1_dot_gateway__pb2.ListTasksRequest.SerializeToString,
                 response_deserializer=aiworker_dot_gateway_dot_v1_dot_gateway__pb2.ListTasksResponse.FromString,
+                _registered_method=True)
+        self.Search = channel.unary_unary(
+                '/aiworker.gateway.v1.Gateway/Search',
+                request_serializer=aiworker_dot_gateway_dot_v1_dot_gateway__pb2.SearchRequest.SerializeToString,
+                response_deserializer=aiworker_dot_gateway_dot_v1_dot_gateway__pb2.SearchResponse.FromString,
                 _registered_method=True)
         self.GetMetrics = channel.unary_unary(
                 '/aiworker.gateway.v1.Gateway/GetMetrics',
@@ -86,8 +96,26 @@ class GatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPipelineResult(self, request, context):
+        """The final stage's whole result (the status keeps summaries). NOT_FOUND for an
+        unknown pipeline or a result no longer kept (results expire); FAILED_PRECONDITION
+        while the pipeline has not succeeded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListTasks(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Search(self, request, context):
+        """The stored chunks nearest to a query (the query embedded by svc-embedder).
+        INVALID_ARGUMENT for an empty or too long query, k out of 1–100, an unknown kind;
+        RESOURCE_EXHAUSTED when the embedder is overloaded; UNAVAILABLE when it or PostgreSQL is away.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -116,10 +144,20 @@ def add_GatewayServicer_to_server(servicer, server):
                     request_deserializer=aiworker_dot_gateway_dot_v1_dot_gateway__pb2.WatchPipelineRequest.FromString,
                     response_serializer=aiworker_dot_gateway_dot_v1_dot_gateway__pb2.PipelineStatus.SerializeToString,
             ),
+            'GetPipelineResult': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPipelineResult,
+                    request_deserializer=aiworker_dot_gateway_dot_v1_dot_gateway__pb2.GetPipelineResultRequest.FromString,
+                    response_serializer=aiworker_dot_gateway_dot_v1_dot_gateway__pb2.PipelineResult.SerializeToString,
+            ),
             'ListTasks': grpc.unary_unary_rpc_method_handler(
                     servicer.ListTasks,
                     request_deserializer=aiworker_dot_gateway_dot_v1_dot_gateway__pb2.ListTasksRequest.FromString,
                     response_serializer=aiworker_dot_gateway_dot_v1_dot_gateway__pb2.ListTasksResponse.SerializeToString,
+            ),
+            'Search': grpc.unary_unary_rpc_method_handler(
+                    servicer.Search,
+                    request_deserializer=aiworker_dot_gateway_dot_v1_dot_gateway__pb2.SearchRequest.FromString,
+                    response_serializer=aiworker_dot_gateway_dot_v1_dot_gateway__pb2.SearchResponse.SerializeToString,
             ),
             'GetMetrics': grpc.unary_unary_rpc_method_handler(
                     servicer.GetMetrics,
@@ -219,6 +257,33 @@ class Gateway:
             _registered_method=True)
 
     @staticmethod
+    def GetPipelineResult(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aiworker.gateway.v1.Gateway/GetPipelineResult',
+            aiworker_dot_gateway_dot_v1_dot_gateway__pb2.GetPipelineResultRequest.SerializeToString,
+            aiworker_dot_gateway_dot_v1_dot_gateway__pb2.PipelineResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ListTasks(request,
             target,
             options=(),
@@ -235,6 +300,33 @@ class Gateway:
             '/aiworker.gateway.v1.Gateway/ListTasks',
             aiworker_dot_gateway_dot_v1_dot_gateway__pb2.ListTasksRequest.SerializeToString,
             aiworker_dot_gateway_dot_v1_dot_gateway__pb2.ListTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Search(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aiworker.gateway.v1.Gateway/Search',
+            aiworker_dot_gateway_dot_v1_dot_gateway__pb2.SearchRequest.SerializeToString,
+            aiworker_dot_gateway_dot_v1_dot_gateway__pb2.SearchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61iworker/llm/v1/llm.proto\x12\x0f\x61iworker.llm.v1\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\xa7\x01\n\x0fGenerateRequest\x12.\n\x08messages\x18\x01 \x03(\x0b\x32\x1c.aiworker.llm.v1.ChatMessage\x12\x16\n\x0emax_new_tokens\x18\x02 \x01(\r\x12\x13\n\x0btemperature\x18\x03 \x01(\x02\x12\x0c\n\x04stop\x18\x04 \x03(\t\x12\x11\n\x04seed\x18\x05 \x01(\x04H\x00\x88\x01\x01\x12\r\n\x05top_p\x18\x06 \x01(\x02\x42\x07\n\x05_seed\"9\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\r\"\x8c\x01\n\x10GenerateResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x34\n\rfinish_reason\x18\x02 \x01(\x0e\x32\x1d.aiworker.llm.v1.FinishReason\x12%\n\x05usage\x18\x03 \x01(\x0b\x32\x16.aiworker.llm.v1.Usage\x12\r\n\x05model\x18\x04 \x01(\t\"\x1a\n\nTokenDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\"|\n\x0eGenerationDone\x12\x34\n\rfinish_reason\x18\x01 \x01(\x0e\x32\x1d.aiworker.llm.v1.FinishReason\x12%\n\x05usage\x18\x02 \x01(\x0b\x32\x16.aiworker.llm.v1.Usage\x12\r\n\x05model\x18\x03 \x01(\t\"\x80\x01\n\x16GenerateStreamResponse\x12,\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x1b.aiworker.llm.v1.TokenDeltaH\x00\x12/\n\x04\x64one\x18\x02 \x01(\x0b\x32\x1f.aiworker.llm.v1.GenerationDoneH\x00\x42\x07\n\x05\x65vent\"\x10\n\x0ePreloadRequest\"N\n\x0fPreloadResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x14\n\x0cload_seconds\x18\x02 \x01(\x01\x12\x16\n\x0e\x61lready_loaded\x18\x03 \x01(\x08\"\x0f\n\rUnloadRequest\"$\n\x0eUnloadResponse\x12\x12\n\nwas_loaded\x18\x01 \x01(\x08\"\x14\n\x12ModelStatusRequest\"x\n\x13ModelStatusResponse\x12*\n\x05state\x18\x01 \x01(\x0e\x32\x1b.aiworker.llm.v1.ModelState\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x16\n\x0e\x63ontext_length\x18\x04 \x01(\r*\x7f\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x15\n\x11\x46INISH_REASON_EOS\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x1f\n\x1b\x46INISH_REASON_STOP_SEQUENCE\x10\x03*t\n\nModelState\x12\x1b\n\x17MODEL_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14MODEL_STATE_UNLOADED\x10\x01\x12\x17\n\x13MODEL_STATE_LOADING\x10\x02\x12\x16\n\x12MODEL_STATE_LOADED\x10\x03\x32\xa8\x03\n\x03Llm\x12O\n\x08Generate\x12 .aiworker.llm.v1.GenerateRequest\x1a!.aiworker.llm.v1.GenerateResponse\x12]\n\x0eGenerateStream\x12 .aiworker.llm.v1.GenerateRequest\x1a\'.aiworker.llm.v1.GenerateStreamResponse0\x01\x12L\n\x07Preload\x12\x1f.aiworker.llm.v1.PreloadRequest\x1a .aiworker.llm.v1.PreloadResponse\x12I\n\x06Unload\x12\x1e.aiworker.llm.v1.UnloadRequest\x1a\x1f.aiworker.llm.v1.UnloadResponse\x12X\n\x0bModelStatus\x12#.aiworker.llm.v1.ModelStatusRequest\x1a$.aiworker.llm.v1.ModelStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61iworker/llm/v1/llm.proto\x12\x0f\x61iworker.llm.v1\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\xa7\x01\n\x0fGenerateRequest\x12.\n\x08messages\x18\x01 \x03(\x0b\x32\x1c.aiworker.llm.v1.ChatMessage\x12\x16\n\x0emax_new_tokens\x18\x02 \x01(\r\x12\x13\n\x0btemperature\x18\x03 \x01(\x02\x12\x0c\n\x04stop\x18\x04 \x03(\t\x12\x11\n\x04seed\x18\x05 \x01(\x04H\x00\x88\x01\x01\x12\r\n\x05top_p\x18\x06 \x01(\x02\x42\x07\n\x05_seed\"9\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\r\"\x8c\x01\n\x10GenerateResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x34\n\rfinish_reason\x18\x02 \x01(\x0e\x32\x1d.aiworker.llm.v1.FinishReason\x12%\n\x05usage\x18\x03 \x01(\x0b\x32\x16.aiworker.llm.v1.Usage\x12\r\n\x05model\x18\x04 \x01(\t\"\x1a\n\nTokenDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\"|\n\x0eGenerationDone\x12\x34\n\rfinish_reason\x18\x01 \x01(\x0e\x32\x1d.aiworker.llm.v1.FinishReason\x12%\n\x05usage\x18\x02 \x01(\x0b\x32\x16.aiworker.llm.v1.Usage\x12\r\n\x05model\x18\x03 \x01(\t\"\x80\x01\n\x16GenerateStreamResponse\x12,\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x1b.aiworker.llm.v1.TokenDeltaH\x00\x12/\n\x04\x64one\x18\x02 \x01(\x0b\x32\x1f.aiworker.llm.v1.GenerationDoneH\x00\x42\x07\n\x05\x65vent\"]\n\x1a\x43hoiceProbabilitiesRequest\x12.\n\x08messages\x18\x01 \x03(\x0b\x32\x1c.aiworker.llm.v1.ChatMessage\x12\x0f\n\x07\x63hoices\x18\x02 \x03(\t\"Z\n\x1b\x43hoiceProbabilitiesResponse\x12\x15\n\rprobabilities\x18\x01 \x03(\x01\x12\r\n\x05model\x18\x02 \x01(\t\x12\x15\n\rprompt_tokens\x18\x03 \x01(\r\"\x10\n\x0ePreloadRequest\"N\n\x0fPreloadResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x14\n\x0cload_seconds\x18\x02 \x01(\x01\x12\x16\n\x0e\x61lready_loaded\x18\x03 \x01(\x08\"\x0f\n\rUnloadRequest\"$\n\x0eUnloadResponse\x12\x12\n\nwas_loaded\x18\x01 \x01(\x08\"\x14\n\x12ModelStatusRequest\"x\n\x13ModelStatusResponse\x12*\n\x05state\x18\x01 \x01(\x0e\x32\x1b.aiworker.llm.v1.ModelState\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x16\n\x0e\x63ontext_length\x18\x04 \x01(\r*\x7f\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x15\n\x11\x46INISH_REASON_EOS\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x1f\n\x1b\x46INISH_REASON_STOP_SEQUENCE\x10\x03*t\n\nModelState\x12\x1b\n\x17MODEL_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14MODEL_STATE_UNLOADED\x10\x01\x12\x17\n\x13MODEL_STATE_LOADING\x10\x02\x12\x16\n\x12MODEL_STATE_LOADED\x10\x03\x32\x9a\x04\n\x03Llm\x12O\n\x08Generate\x12 .aiworker.llm.v1.GenerateRequest\x1a!.aiworker.llm.v1.GenerateResponse\x12]\n\x0eGenerateStream\x12 .aiworker.llm.v1.GenerateRequest\x1a\'.aiworker.llm.v1.GenerateStreamResponse0\x01\x12L\n\x07Preload\x12\x1f.aiworker.llm.v1.PreloadRequest\x1a .aiworker.llm.v1.PreloadResponse\x12I\n\x06Unload\x12\x1e.aiworker.llm.v1.UnloadRequest\x1a\x1f.aiworker.llm.v1.UnloadResponse\x12X\n\x0bModelStatus\x12#.aiworker.llm.v1.ModelStatusRequest\x1a$.aiworker.llm.v1.ModelStatusResponse\x12p\n\x13\x43hoiceProbabilities\x12+.aiworker.llm.v1.ChoiceProbabilitiesRequest\x1a,.aiworker.llm.v1.ChoiceProbabilitiesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'aiworker.llm.v1.llm_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FINISHREASON']._serialized_start=1046
-  _globals['_FINISHREASON']._serialized_end=1173
-  _globals['_MODELSTATE']._serialized_start=1175
-  _globals['_MODELSTATE']._serialized_end=1291
+  _globals['_FINISHREASON']._serialized_start=1233
+  _globals['_FINISHREASON']._serialized_end=1360
+  _globals['_MODELSTATE']._serialized_start=1362
+  _globals['_MODELSTATE']._serialized_end=1478
   _globals['_CHATMESSAGE']._serialized_start=46
   _globals['_CHATMESSAGE']._serialized_end=90
   _globals['_GENERATEREQUEST']._serialized_start=93
@@ -49,18 +49,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GENERATIONDONE']._serialized_end=616
   _globals['_GENERATESTREAMRESPONSE']._serialized_start=619
   _globals['_GENERATESTREAMRESPONSE']._serialized_end=747
-  _globals['_PRELOADREQUEST']._serialized_start=749
-  _globals['_PRELOADREQUEST']._serialized_end=765
-  _globals['_PRELOADRESPONSE']._serialized_start=767
-  _globals['_PRELOADRESPONSE']._serialized_end=845
-  _globals['_UNLOADREQUEST']._serialized_start=847
-  _globals['_UNLOADREQUEST']._serialized_end=862
-  _globals['_UNLOADRESPONSE']._serialized_start=864
-  _globals['_UNLOADRESPONSE']._serialized_end=900
-  _globals['_MODELSTATUSREQUEST']._serialized_start=902
-  _globals['_MODELSTATUSREQUEST']._serialized_end=922
-  _globals['_MODELSTATUSRESPONSE']._serialized_start=924
-  _globals['_MODELSTATUSRESPONSE']._serialized_end=1044
-  _globals['_LLM']._serialized_start=1294
-  _globals['_LLM']._serialized_end=1718
+  _globals['_CHOICEPROBABILITIESREQUEST']._serialized_start=749
+  _globals['_CHOICEPROBABILITIESREQUEST']._serialized_end=842
+  _globals['_CHOICEPROBABILITIESRESPONSE']._serialized_start=844
+  _globals['_CHOICEPROBABILITIESRESPONSE']._serialized_end=934
+  _globals['_PRELOADREQUEST']._serialized_start=936
+  _globals['_PRELOADREQUEST']._serialized_end=952
+  _globals['_PRELOADRESPONSE']._serialized_start=954
+  _globals['_PRELOADRESPONSE']._serialized_end=1032
+  _globals['_UNLOADREQUEST']._serialized_start=1034
+  _globals['_UNLOADREQUEST']._serialized_end=1049
+  _globals['_UNLOADRESPONSE']._serialized_start=1051
+  _globals['_UNLOADRESPONSE']._serialized_end=1087
+  _globals['_MODELSTATUSREQUEST']._serialized_start=1089
+  _globals['_MODELSTATUSREQUEST']._serialized_end=1109
+  _globals['_MODELSTATUSRESPONSE']._serialized_start=1111
+  _globals['_MODELSTATUSRESPONSE']._serialized_end=1231
+  _globals['_LLM']._serialized_start=1481
+  _globals['_LLM']._serialized_end=2019
 # @@protoc_insertion_point(module_scope)

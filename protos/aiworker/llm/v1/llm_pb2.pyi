@@ -97,6 +97,24 @@ class GenerateStreamResponse(_message.Message):
     done: GenerationDone
     def __init__(self, delta: _Optional[_Union[TokenDelta, _Mapping]] = ..., done: _Optional[_Union[GenerationDone, _Mapping]] = ...) -> None: ...
 
+class ChoiceProbabilitiesRequest(_message.Message):
+    __slots__ = ("messages", "choices")
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    CHOICES_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[ChatMessage]
+    choices: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., choices: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ChoiceProbabilitiesResponse(_message.Message):
+    __slots__ = ("probabilities", "model", "prompt_tokens")
+    PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    probabilities: _containers.RepeatedScalarFieldContainer[float]
+    model: str
+    prompt_tokens: int
+    def __init__(self, probabilities: _Optional[_Iterable[float]] = ..., model: _Optional[str] = ..., prompt_tokens: _Optional[int] = ...) -> None: ...
+
 class PreloadRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -59,6 +59,11 @@ class LlmStub:
                 request_serializer=aiworker_dot_llm_dot_v1_dot_llm__pb2.ModelStatusRequest.SerializeToString,
                 response_deserializer=aiworker_dot_llm_dot_v1_dot_llm__pb2.ModelStatusResponse.FromString,
                 _registered_method=True)
+        self.ChoiceProbabilities = channel.unary_unary(
+                '/aiworker.llm.v1.Llm/ChoiceProbabilities',
+                request_serializer=aiworker_dot_llm_dot_v1_dot_llm__pb2.ChoiceProbabilitiesRequest.SerializeToString,
+                response_deserializer=aiworker_dot_llm_dot_v1_dot_llm__pb2.ChoiceProbabilitiesResponse.FromString,
+                _registered_method=True)
 
 
 class LlmServicer:
@@ -97,6 +102,15 @@ class LlmServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ChoiceProbabilities(self, request, context):
+        """How likely the model is to begin its reply with each of `choices` (one forward pass,
+        and one more per choice of several tokens): a judgement read as probabilities rather
+        than parsed from generated text (G-Eval), e.g. choices "1".."5" for a rating.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LlmServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -124,6 +138,11 @@ def add_LlmServicer_to_server(servicer, server):
                     servicer.ModelStatus,
                     request_deserializer=aiworker_dot_llm_dot_v1_dot_llm__pb2.ModelStatusRequest.FromString,
                     response_serializer=aiworker_dot_llm_dot_v1_dot_llm__pb2.ModelStatusResponse.SerializeToString,
+            ),
+            'ChoiceProbabilities': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChoiceProbabilities,
+                    request_deserializer=aiworker_dot_llm_dot_v1_dot_llm__pb2.ChoiceProbabilitiesRequest.FromString,
+                    response_serializer=aiworker_dot_llm_dot_v1_dot_llm__pb2.ChoiceProbabilitiesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -261,6 +280,33 @@ class Llm:
             '/aiworker.llm.v1.Llm/ModelStatus',
             aiworker_dot_llm_dot_v1_dot_llm__pb2.ModelStatusRequest.SerializeToString,
             aiworker_dot_llm_dot_v1_dot_llm__pb2.ModelStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChoiceProbabilities(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aiworker.llm.v1.Llm/ChoiceProbabilities',
+            aiworker_dot_llm_dot_v1_dot_llm__pb2.ChoiceProbabilitiesRequest.SerializeToString,
+            aiworker_dot_llm_dot_v1_dot_llm__pb2.ChoiceProbabilitiesResponse.FromString,
             options,
             channel_credentials,
             insecure,

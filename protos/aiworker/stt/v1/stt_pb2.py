@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61iworker/stt/v1/stt.proto\x12\x0f\x61iworker.stt.v1\"3\n\x10RecognizeRequest\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12\x10\n\x08language\x18\x02 \x01(\t\"3\n\x07Segment\x12\r\n\x05start\x18\x01 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x01\x12\x0c\n\x04text\x18\x03 \x01(\t\"\x82\x01\n\x11RecognizeResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12*\n\x08segments\x18\x02 \x03(\x0b\x32\x18.aiworker.stt.v1.Segment\x12\x10\n\x08language\x18\x03 \x01(\t\x12\x12\n\nduration_s\x18\x04 \x01(\x01\x12\r\n\x05model\x18\x05 \x01(\t2Y\n\x03Stt\x12R\n\tRecognize\x12!.aiworker.stt.v1.RecognizeRequest\x1a\".aiworker.stt.v1.RecognizeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61iworker/stt/v1/stt.proto\x12\x0f\x61iworker.stt.v1\"d\n\x10RecognizeRequest\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12\x10\n\x08language\x18\x02 \x01(\t\x12/\n\x07\x63ontext\x18\x03 \x01(\x0b\x32\x1e.aiworker.stt.v1.SpeechContext\"1\n\rSpeechContext\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x10\n\x08hotwords\x18\x02 \x03(\t\"3\n\x07Segment\x12\r\n\x05start\x18\x01 \x01(\x01\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x01\x12\x0c\n\x04text\x18\x03 \x01(\t\"\x98\x01\n\x11RecognizeResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12*\n\x08segments\x18\x02 \x03(\x0b\x32\x18.aiworker.stt.v1.Segment\x12\x10\n\x08language\x18\x03 \x01(\t\x12\x12\n\nduration_s\x18\x04 \x01(\x01\x12\r\n\x05model\x18\x05 \x01(\t\x12\x14\n\x0c\x63ontext_used\x18\x06 \x01(\x08\"L\n\x0bSegmentDone\x12)\n\x07segment\x18\x01 \x01(\x0b\x32\x18.aiworker.stt.v1.Segment\x12\x12\n\nduration_s\x18\x02 \x01(\x01\"\x87\x01\n\x17RecognizeStreamResponse\x12/\n\x07segment\x18\x01 \x01(\x0b\x32\x1c.aiworker.stt.v1.SegmentDoneH\x00\x12\x32\n\x04\x64one\x18\x02 \x01(\x0b\x32\".aiworker.stt.v1.RecognizeResponseH\x00\x42\x07\n\x05\x65vent2\xbb\x01\n\x03Stt\x12R\n\tRecognize\x12!.aiworker.stt.v1.RecognizeRequest\x1a\".aiworker.stt.v1.RecognizeResponse\x12`\n\x0fRecognizeStream\x12!.aiworker.stt.v1.RecognizeRequest\x1a(.aiworker.stt.v1.RecognizeStreamResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,11 +32,17 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'aiworker.stt.v1.stt_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RECOGNIZEREQUEST']._serialized_start=46
-  _globals['_RECOGNIZEREQUEST']._serialized_end=97
-  _globals['_SEGMENT']._serialized_start=99
-  _globals['_SEGMENT']._serialized_end=150
-  _globals['_RECOGNIZERESPONSE']._serialized_start=153
-  _globals['_RECOGNIZERESPONSE']._serialized_end=283
-  _globals['_STT']._serialized_start=285
-  _globals['_STT']._serialized_end=374
+  _globals['_RECOGNIZEREQUEST']._serialized_end=146
+  _globals['_SPEECHCONTEXT']._serialized_start=148
+  _globals['_SPEECHCONTEXT']._serialized_end=197
+  _globals['_SEGMENT']._serialized_start=199
+  _globals['_SEGMENT']._serialized_end=250
+  _globals['_RECOGNIZERESPONSE']._serialized_start=253
+  _globals['_RECOGNIZERESPONSE']._serialized_end=405
+  _globals['_SEGMENTDONE']._serialized_start=407
+  _globals['_SEGMENTDONE']._serialized_end=483
+  _globals['_RECOGNIZESTREAMRESPONSE']._serialized_start=486
+  _globals['_RECOGNIZESTREAMRESPONSE']._serialized_end=621
+  _globals['_STT']._serialized_start=624
+  _globals['_STT']._serialized_end=811
 # @@protoc_insertion_point(module_scope)

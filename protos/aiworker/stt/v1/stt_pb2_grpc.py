@@ -39,6 +39,11 @@ class SttStub:
                 request_serializer=aiworker_dot_stt_dot_v1_dot_stt__pb2.RecognizeRequest.SerializeToString,
                 response_deserializer=aiworker_dot_stt_dot_v1_dot_stt__pb2.RecognizeResponse.FromString,
                 _registered_method=True)
+        self.RecognizeStream = channel.unary_stream(
+                '/aiworker.stt.v1.Stt/RecognizeStream',
+                request_serializer=aiworker_dot_stt_dot_v1_dot_stt__pb2.RecognizeRequest.SerializeToString,
+                response_deserializer=aiworker_dot_stt_dot_v1_dot_stt__pb2.RecognizeStreamResponse.FromString,
+                _registered_method=True)
 
 
 class SttServicer:
@@ -47,8 +52,17 @@ class SttServicer:
     def Recognize(self, request, context):
         """Accepts any container/codec FFmpeg (PyAV) decodes: wav, flac, mp3, ogg, m4a.
         Errors: INVALID_ARGUMENT for empty bytes, bytes that are not audio,
-        zero-length audio and audio over the byte or duration limit.
-        Silence succeeds with empty text.
+        zero-length audio, audio over the byte or duration limit, and a context
+        over its limits (see SpeechContext). Silence succeeds with empty text.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecognizeStream(self, request, context):
+        """The same transcription, each segment sent as soon as it is transcribed (how far
+        it is: its end of the audio's duration), then the whole response, which is
+        what Recognize returns. The same errors, before any segment is sent.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -61,6 +75,11 @@ def add_SttServicer_to_server(servicer, server):
                     servicer.Recognize,
                     request_deserializer=aiworker_dot_stt_dot_v1_dot_stt__pb2.RecognizeRequest.FromString,
                     response_serializer=aiworker_dot_stt_dot_v1_dot_stt__pb2.RecognizeResponse.SerializeToString,
+            ),
+            'RecognizeStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.RecognizeStream,
+                    request_deserializer=aiworker_dot_stt_dot_v1_dot_stt__pb2.RecognizeRequest.FromString,
+                    response_serializer=aiworker_dot_stt_dot_v1_dot_stt__pb2.RecognizeStreamResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -90,6 +109,33 @@ class Stt:
             '/aiworker.stt.v1.Stt/Recognize',
             aiworker_dot_stt_dot_v1_dot_stt__pb2.RecognizeRequest.SerializeToString,
             aiworker_dot_stt_dot_v1_dot_stt__pb2.RecognizeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecognizeStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/aiworker.stt.v1.Stt/RecognizeStream',
+            aiworker_dot_stt_dot_v1_dot_stt__pb2.RecognizeRequest.SerializeToString,
+            aiworker_dot_stt_dot_v1_dot_stt__pb2.RecognizeStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,1 @@
+"""Graded spoken interview answers (answers.py) and their speech (speech.py)."""
