@@ -10,7 +10,9 @@ Both gpu workers balance over both embedders. A batch of resume and document
 pipelines runs; C's link is cut in the middle (silence, not a reset): every
 pipeline completes on D, every stage is recorded SUCCESS once and every
 document stored once. Then A's PostgreSQL is cut for a while with pipelines
-running: they finish once it is back, and their records land."""
+running: they finish once it is back, and their records land. Last, B is cut
+while it holds a row lock inside a transaction: the server ends that session,
+and another writer gets the row."""
 
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from sqlalchemy import text
 from aiworker_local.infra import redis_executable, start_s3
 from orchestrator.blobs import blob_store_for
 from orchestrator.db import engine_for, upgrade
+from orchestrator.db.engine import CONNECT_ARGS, IDLE_IN_TRANSACTION_MS
 from orchestrator.settings import OrchestratorSettings
 from svc_parser.model import sample_pdf
 from tests.hosts.network import Network, netns_available
@@ -40,7 +43,12 @@ from tests.tracking.rows import wait_for
 BIN = Path(sys.executable).parent
 PY = sys.executable
 unavailable = netns_available()
-pytestmark = pytest.mark.skipif(unavailable is not None, reason=f"no test hosts: {unavailable}")
+pytestmark = [
+    pytest.mark.skipif(unavailable is not None, reason=f"no test hosts: {unavailable}"),
+    # pytest-timeout counts the module's fixture in the first test's time: starting the four
+    # hosts (two embedders loading on shared cores) can take minutes on a slow machine.
+    pytest.mark.timeout(900),
+]
 
 GATEWAY_PORT, REDIS_PORT, PG_PORT, PARSER_PORT, EMBEDDER_PORT = 8000, 6379, 5432, 50051, 50052
 WORDS = "queue worker broker retry vector chunk embedding tracking replica bridge silence".split()
@@ -218,8 +226,8 @@ class Hosts:
         return self.on(host, lambda: httpx.get(url, timeout=2).status_code > 0)
 
     # -- use ----------------------------------------------------------------------------
-    def on(self, host: str, fn):
-        return self.net.call(host, fn)
+    def on(self, host: str, fn, timeout: float = 120):
+        return self.net.call(host, fn, timeout)
 
     def get(self, path: str, **kwargs) -> httpx.Response:
         url = f"http://{self.net.address('a')}:{GATEWAY_PORT}{path}"
@@ -355,3 +363,35 @@ def test_postgres_cut_for_a_while_then_every_record_lands(hosts: Hosts):
     except TimeoutError as exc:
         raise AssertionError(f"{exc}: {outbox_left()} entries left") from None
 
+
+def test_a_client_cut_inside_a_transaction_does_not_hold_its_locks(hosts: Hosts):
+    """B takes a row lock, as a drainer's transaction does, and its link goes silent before
+    it commits. The server must end that session (the client asked it to, at connect)
+    rather than keep the lock until its own TCP keepalive gives up hours later: every
+    other writer of that row would wait as long. Runs last: B stays cut."""
+    import psycopg
+
+    (pipeline_id,) = hosts.submit_batch(3000, resumes=0, documents=1)
+    hosts.wait_all_succeeded([pipeline_id], 120)
+    conninfo = {"host": hosts.pg_address, "port": PG_PORT, "user": "postgres", "dbname": "aiworker"}
+
+    def lock_and_fall_silent() -> psycopg.Connection:
+        conn = psycopg.connect(**conninfo, **CONNECT_ARGS)
+        conn.execute("SELECT 1 FROM pipeline_info WHERE pipeline_id = %s FOR UPDATE", (pipeline_id,))
+        return conn  # the transaction stays open
+
+    held = hosts.on("b", lock_and_fall_silent)
+    hosts.net.cut(hosts.net.address("b"))
+
+    def update_the_locked_row() -> int:
+        with psycopg.connect(**conninfo, **CONNECT_ARGS) as conn:
+            # Long enough for the server to end B's session, far shorter than its keepalive.
+            conn.execute(f"SET lock_timeout = '{IDLE_IN_TRANSACTION_MS + 60_000}ms'")
+            return conn.execute(
+                "UPDATE pipeline_info SET updated_at = now() WHERE pipeline_id = %s", (pipeline_id,)
+            ).rowcount
+
+    try:
+        assert hosts.on("a", update_the_locked_row, timeout=IDLE_IN_TRANSACTION_MS / 1000 + 90) == 1
+    finally:
+        held.close()
