@@ -28,14 +28,17 @@ class LeasedScheduler(PersistentScheduler):
         self.active: bool | None = None  # unknown until the first tick logs which it is
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
+        # Nothing here may raise: an exception out of tick() ends the beat process, and
+        # with it the lost-stage sweep that must run once Redis is back.
         try:
             holding = self.lease.hold()
+            holder = None if holding else self.lease.holder()
         except redis.RedisError as exc:  # no Redis, nothing to send to either
             log.warning("beat_lock_unreachable", error=str(exc))
-            holding = False
+            holding, holder = False, None
         if holding != self.active:
             self.active = holding
-            log.info("beat_active" if holding else "beat_standby", holder=self.lease.holder() if not holding else None)
+            log.info("beat_active" if holding else "beat_standby", holder=holder)
         if not holding:
             return self.check_every
         return min(super().tick(*args, **kwargs), self.check_every)

@@ -83,6 +83,7 @@ def test_redis_killed_and_restarted_under_load(fault: FaultStack, gateway: Runni
         fault.restart_redis()
 
     wait_for(lambda: client.get("/readyz").status_code == 200, 60, "gateway ready again (workers reconnected)")
+    assert fault.beat.alive(), fault.beat.log_tail()  # it re-sends what the outage lost
     try:
         wait_for(
             lambda: all(overall(client, p) == "SUCCESS" for p in in_flight),

@@ -1,7 +1,8 @@
 """What must not depend on one process's memory: one beat sends the schedule
 even when two run (the second stays idle and takes over when the first dies),
-and a cancelled stage is refused by a worker started after the cancel. Real
-beats and workers, on a broker database of this module's own."""
+a beat outlives its Redis going away, and a cancelled stage is refused by a
+worker started after the cancel. Real beats and workers, on a broker database
+of this module's own."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from orchestrator import keys
 from orchestrator.revokes import revoke
 from orchestrator.submission import submit
 from orchestrator.tracking import registry_queries
-from tests.support.infra import spare_redis_database
+from tests.support.infra import spare_redis_database, start_redis
 from tests.support.procs import ManagedProcess
 from tests.support.stack import make_app
 from tests.support.workers import start_worker
@@ -61,6 +62,34 @@ def test_two_beats_send_the_schedule_once_and_the_standby_takes_over(own_broker,
     finally:
         for beat in beats:
             beat.stop()
+
+
+def test_a_beat_outlives_its_redis_and_sends_again_once_it_is_back(stack, log_dir, tmp_path):
+    """Redis killed under a running beat, then started again on its port: the beat
+    waits it out (it must be there to re-send the stages that outage lost)."""
+    redis_proc, broker = start_redis(tmp_path / "redis")
+    env = {**stack.env, "AIWORKER_BROKER_URL": broker, "AIWORKER_LOST_TASK_CHECK_SECONDS": "1"}
+    env["AIWORKER_BEAT_LOCK_SECONDS"] = "3"
+    beat = ManagedProcess(
+        "beat-outage",
+        [str(BIN / "aiworker-beat"), "--schedule", str(tmp_path / "schedule")],
+        log_dir / f"beat-outage-{time.time_ns()}.log",
+        env=env,
+    ).start()
+    try:
+        wait_for(lambda: sends(beat) >= 1, 60, "the schedule being sent")
+        redis_proc.signal(9)
+        redis_proc.proc.wait(timeout=10)
+        wait_for(lambda: "beat_lock_unreachable" in beat.log_path.read_text(), 30, "the beat meeting the outage")
+        time.sleep(3)  # a few ticks without Redis
+        assert beat.alive(), beat.log_tail()
+        before = sends(beat)
+        redis_proc.start()
+        wait_for(lambda: sends(beat) > before, 30, "the schedule sent again once Redis is back")
+        assert beat.alive()
+    finally:
+        beat.stop()
+        redis_proc.stop()
 
 
 def test_a_worker_started_after_a_cancel_refuses_the_cancelled_stage(own_broker, log_dir):
