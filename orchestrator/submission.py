@@ -55,13 +55,15 @@ def build(
     """The chain of stages from `first_stage` on; the first gets `payload`,
     each later one the result of the stage before it. `task_ids`: the ids of
     those stages (a re-send keeps them), else new ones. `traceparent`: the
-    pipeline's trace (every stage's publish joins it)."""
+    pipeline's trace (every stage's publish joins it). A stage sent again under
+    its given id is marked a redelivery (its tracking row says so)."""
     given = iter(task_ids or ())
     sigs, ids = [], []
     for index, stage in enumerate(spec.stages):
         if index < first_stage:
             continue
-        task_id = next(given, None) or str(uuid.uuid4())
+        kept_id = next(given, None)
+        task_id = kept_id or str(uuid.uuid4())
         sig = signature(stage.name, args=(payload,) if index == first_stage else (), app=app)
         sig.set(
             task_id=task_id,
@@ -75,6 +77,7 @@ def build(
                 headers.REQUEST_ID: request_id,
                 headers.PRIORITY: priority,  # kept with the pipeline (a re-send's)
                 **({headers.PIPELINE_TRACE: traceparent} if traceparent else {}),
+                **({headers.REDELIVERY: True} if kept_id and index == first_stage else {}),
             },
         )
         sigs.append(sig)

@@ -139,7 +139,8 @@ def _request_fields(request: Any) -> dict[str, Any]:
         "queue": delivery.get("routing_key"),
         "root_task_id": getattr(request, "root_id", None),
         "parent_task_id": getattr(request, "parent_id", None),
-        "redelivered": bool(delivery.get("redelivered")) or None,
+        # The broker's (a visibility-timeout restore) or recovery's (a lost stage sent again).
+        "redelivered": bool(delivery.get("redelivered") or getattr(request, headers_.REDELIVERY, None)) or None,
     }
     fields.update(_place({k: getattr(request, k, None) for k in PIPELINE_HEADERS}))
     return fields

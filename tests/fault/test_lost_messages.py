@@ -13,7 +13,7 @@ import time
 
 from orchestrator.broker_state import queue_keys
 from tests.fault.harness import LOST_AFTER_SECONDS, FaultStack
-from tests.tracking.rows import wait_for
+from tests.tracking.rows import task_rows, wait_for
 
 
 def take_message(fault: FaultStack, queue: str, task_id: str) -> bool:
@@ -50,6 +50,11 @@ def test_a_lost_first_stage_and_a_lost_middle_stage_are_sent_again(fault: FaultS
     worker_logs = "".join(p.log_path.read_text(errors="replace") for p in fault.workers.values())
     redelivered = [json.loads(line) for line in worker_logs.splitlines() if '"lost_task_redelivered"' in line]
     assert {(r["task_id"], r["stage_index"]) for r in redelivered} >= {(first.task_ids[0], 0), (middle.task_ids[1], 1)}
+    # Their rows say they were delivered again; a stage sent after them for the first time does not.
+    ids = first.task_ids + middle.task_ids
+    rows = {r["task_id"]: r for r in task_rows(fault.database_url, "task_id = ANY(:ids)", ids=ids)}
+    assert rows[first.task_ids[0]]["redelivered"] and rows[middle.task_ids[1]]["redelivered"]
+    assert not rows[first.task_ids[1]]["redelivered"] and not rows[middle.task_ids[0]]["redelivered"]
 
 
 def test_nothing_is_sent_again_while_every_stage_is_somewhere(fault: FaultStack):
