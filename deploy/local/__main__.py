@@ -28,7 +28,8 @@ from aiworker_local.infra import DEFAULT_REDIS_PORT
 from aiworker_local.system import LaunchError, LocalSystem
 from gateway.security import new_key
 
-console = Console()
+# soft_wrap: a message is one line however wide the terminal, so a log of it can be searched.
+console = Console(soft_wrap=True)
 
 
 def _interrupt(*_: object) -> None:

@@ -11,7 +11,7 @@ from rich.console import Console
 from gateway.cli import GatewayClient, print_status, watch
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-console = Console()
+console = Console(soft_wrap=True)  # one line per message, so a log of it can be searched
 
 
 def run_demo(url: str, api_key: str) -> bool:
