@@ -8,6 +8,8 @@ import re
 
 import numpy as np
 
+from orchestrator.terms import concrete_terms
+
 # The prompts are shaped for small instruction models (the bundled SmolLM2-135M
 # answers a single user turn with a stated reply format far more reliably than
 # a system prompt); larger models follow them just as well.
@@ -25,6 +27,24 @@ def feedback_messages(question: str, answer: str, resume_excerpts: list[str]) ->
             f"Answer: {answer}{resume}",
         }
     ]
+
+
+FEEDBACK_SENTENCES = 2  # as feedback_messages asks
+_SENTENCE = re.compile(r"[^.!?]*[.!?]")
+# A small model sometimes answers in the candidate's voice ("In my last project, I ...") instead of
+# giving feedback: that is no feedback.
+_AS_THE_CANDIDATE = re.compile(r"^\W*(?:I|I'm|I've|My|In my|As a|We|Our)\b")
+
+
+def tidy_feedback(text: str) -> str | None:
+    """The model's feedback, cut to its first FEEDBACK_SENTENCES whole sentences; None when it
+    wrote none, or wrote as the candidate."""
+    text = " ".join(text.split())
+    sentences = [m.group(0).strip() for m in _SENTENCE.finditer(text)][:FEEDBACK_SENTENCES]
+    kept = " ".join(s for s in sentences if s) or text
+    if len(kept.split()) < 3 or _AS_THE_CANDIDATE.match(kept):
+        return None
+    return kept
 
 
 def follow_up_messages(question: str, answer: str, resume_excerpts: list[str]) -> list[dict[str, str]]:
@@ -57,11 +77,26 @@ def extract_question(text: str) -> str | None:
     return None
 
 
+_FIRST_PERSON_CLAUSE = re.compile(r"\b(?:I|we)\s+([a-z][^,.;!?]*)")
+_YOURS = {"my": "your", "our": "your", "me": "you", "us": "you", "i": "you", "we": "you"}
+
+
 def fallback_question(answer: str) -> str:
-    """A plain follow-up grounded in the answer, for when the model asked none."""
-    clause = re.split(r"[,.;!?]", answer.strip(), maxsplit=1)[0].strip()
-    clause = clause[:1].lower() + clause[1:] if clause else "that"
-    return f"Could you walk me through the details of how {clause}?"
+    """A plain follow-up grounded in the answer, for when the model asked none: about
+    the tools or names it mentioned, else about the first thing the candidate says
+    they did, else an open one."""
+    terms = concrete_terms(answer)[:2]
+    if terms:
+        them = "them" if len(terms) > 1 else "it"
+        return (
+            f"You mentioned {' and '.join(terms)}: what was the hardest problem you solved with {them}, "
+            "and how did you know it worked?"
+        )
+    did = _FIRST_PERSON_CLAUSE.search(answer)
+    if did:
+        deed = " ".join(_YOURS.get(w.lower(), w) for w in did.group(1).split())
+        return f"Could you walk me through how you {deed}, and what came of it?"
+    return "Could you walk me through a concrete example of that, with what you did and what came of it?"
 
 
 _CONTENT_WORD = re.compile(r"[A-Za-z][A-Za-z0-9+#-]{4,}")  # five letters or more: skips "what", "your", "name"

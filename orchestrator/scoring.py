@@ -159,6 +159,36 @@ def score_answer(evidence: Evidence, judgement: LlmJudgement | None) -> Score:
     return Score(round(score, 1), rounded, weights, off_topic=off_topic, silent=False)
 
 
+# How each signal reads in feedback: (when it is strong, when it is lacking).
+_SIGNAL_WORDS = {
+    "relevance": ("it answers the question asked", "an answer to the question asked"),
+    "specificity": ("it names concrete tools, figures or outcomes", "concrete tools, figures or outcomes"),
+    "grounding": ("it draws on the experience in the resume", "a link to the experience in the resume"),
+    "substance": ("it gives enough detail", "detail"),
+    "clarity": ("it is said without hedging", "confidence (it hedges)"),
+}
+STRONG_SIGNAL, WEAK_SIGNAL = 0.7, 0.4
+
+
+def feedback_from_signals(result: Score) -> str:
+    """Feedback in words from the measured signals, for when the model wrote none: what was
+    strong, what was missing, what could have been more."""
+    if result.silent:
+        return "No speech was recognised in the recording: nothing was answered."
+    measured = {name: value for name, value in result.signals.items() if name in _SIGNAL_WORDS and value is not None}
+    strong = [_SIGNAL_WORDS[name][0] for name, value in measured.items() if value >= STRONG_SIGNAL]
+    missing = [_SIGNAL_WORDS[name][1] for name, value in measured.items() if value <= WEAK_SIGNAL]
+    more = [_SIGNAL_WORDS[name][1] for name, value in measured.items() if WEAK_SIGNAL < value < STRONG_SIGNAL]
+    said = [f"Strong: {'; '.join(strong)}." if strong else "Nothing in the answer stood out as strong."]
+    if missing:
+        said.append(f"Missing: {'; '.join(missing)}.")
+    if more:
+        said.append(f"Could have more: {'; '.join(more)}.")
+    if not missing and not more:
+        said.append("Nothing measurable was missing.")
+    return " ".join(said)
+
+
 def notes(result: Score, evidence: Evidence) -> list[str]:
     """The breakdown in words, for the candidate's reviewer."""
     if result.silent:

@@ -131,7 +131,8 @@ def _is_acronym(letters: list[str]) -> bool:
     return len(letters) >= 2 and all(c.isupper() for c in letters)
 
 
-# Ordinary English that starts sentences or follows numbers in resumes: never a term.
+# Ordinary English that starts sentences or follows numbers in resumes, and the fillers of
+# spoken answers ("hmm" looks like no English word): never a term.
 COMMON_WORDS = frozenset(
     """
 a about above across after again against all almost also always am among an and another any are around as at
@@ -153,5 +154,6 @@ engineers engineering developer developers manager intern internship speaker mem
 january february march april june july august september october november december
 monday tuesday wednesday thursday friday saturday sunday
 hour hours minute minutes second seconds week weeks month months percent people users customers
+hmm hm mm mhm um umm uh uhm er erm ah oh okay ok yeah yes
 """.split()
 )

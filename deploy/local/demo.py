@@ -78,5 +78,6 @@ def _highlights(client: GatewayClient, status: dict) -> None:
                 "signals": (evaluation.get("breakdown") or {}).get("signals"),
                 "notes": evaluation.get("notes"),
                 "feedback": evaluation.get("feedback"),
+                "feedback_source": evaluation.get("feedback_source"),
             }
         console.print_json(json.dumps(keep, ensure_ascii=False, default=str))

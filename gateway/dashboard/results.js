@@ -62,7 +62,10 @@ function interviewResult(result) {
           ? el("ul", { class: "notes" }, ...evaluation.notes.map((n) => el("li", { text: n }))) : null),
         ...field("similarity_max", "Closest to the resume", evaluation.similarity_max?.toFixed?.(3)),
         ...field("similarity_mean", "Mean similarity to the resume", evaluation.similarity_mean?.toFixed?.(3)),
-        ...field("feedback", "Feedback", el("span", { class: "prose", text: evaluation.feedback || "—" }))),
+        ...field("feedback", "Feedback", el("span", {},
+          el("span", { class: "prose", text: evaluation.feedback || "—" }),
+          evaluation.feedback_source === "signals"
+            ? el("span", { class: "muted", text: " (from the measured signals: the model wrote no feedback)" }) : null))),
       breakdownTable(evaluation.breakdown),
       chunks.length ? el("details", {},
         el("summary", { text: `Resume passages it was compared with (${chunks.length})` }),

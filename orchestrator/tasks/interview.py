@@ -24,10 +24,12 @@ from orchestrator.evaluation import (
     follow_up_messages,
     follows_up,
     repeat_question,
+    tidy_feedback,
 )
 from orchestrator.routing import GPU_QUEUE
 from orchestrator.scoring import (
     RATINGS,
+    feedback_from_signals,
     gather_evidence,
     judgement_from,
     judgement_messages,
@@ -145,7 +147,8 @@ def analyze_answer(self: StageTask, transcript: dict[str, Any]) -> dict[str, Any
             "score": silent.score,
             "breakdown": silent.as_dict(),
             "notes": notes(silent, gather_evidence("", None, None)),
-            "feedback": "No speech was recognised in the recording: nothing was answered.",
+            "feedback": feedback_from_signals(silent),
+            "feedback_source": "signals",
             "resume_id": data.resume_id,
             "question_similarity": None,
             "similarity_max": None,
@@ -173,6 +176,7 @@ def analyze_answer(self: StageTask, transcript: dict[str, Any]) -> dict[str, Any
         99,
         "writing feedback",
     )
+    written = tidy_feedback(reply.text)
     return Evaluated(
         **data.model_dump(),
         evaluation={
@@ -184,7 +188,8 @@ def analyze_answer(self: StageTask, transcript: dict[str, Any]) -> dict[str, Any
                 "probabilities": {k: round(v, 4) for k, v in probabilities.items()},
                 "expected": round(judgement.expected, 3) if judgement else None,
             },
-            "feedback": " ".join(reply.text.split()),
+            "feedback": written or feedback_from_signals(result),
+            "feedback_source": "llm" if written else "signals",
             "llm_output": reply.text,
             **context,
         },

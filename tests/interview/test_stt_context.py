@@ -45,6 +45,10 @@ def test_ordinary_english_is_no_term():
     assert distinctive_terms([text]) == []
 
 
+def test_the_fillers_of_speech_are_no_term():
+    assert distinctive_terms(["Hmm, well, uh, I think, hmm. Yeah, okay, mhm, erm."]) == []
+
+
 def test_deduplicated_and_ranked_most_distinctive_then_most_frequent():
     texts = ["Deployed with Helm on Kubernetes.", "Kubernetes again, and kubernetes.", "Then AWS.", "Streams data."]
     terms = distinctive_terms(texts)

@@ -11,6 +11,7 @@ from orchestrator.scoring import (
     WEIGHTS,
     Evidence,
     LlmJudgement,
+    feedback_from_signals,
     gather_evidence,
     judgement_from,
     score_answer,
@@ -69,3 +70,18 @@ def test_the_llm_judgement_is_the_probability_weighted_rating():
     assert judgement_from({"A": 1.0}) is None
     base = Evidence(words=40, question_similarity=0.5, resume_similarity=0.5)
     assert score_answer(base, LlmJudgement({"5": 1.0})).score > score_answer(base, LlmJudgement({"1": 1.0})).score
+
+
+def test_feedback_from_the_signals_says_what_was_strong_and_what_was_missing():
+    strong = score_answer(gather_evidence(STRONG, 0.5, 0.7, RESUME), LlmJudgement({"4": 1.0}))
+    said = feedback_from_signals(strong)
+    assert said.startswith("Strong: it answers the question asked; it names concrete tools") and "resume" in said
+    assert "Missing" not in said and "Could have more" not in said
+    middling = score_answer(gather_evidence("I built a pipeline with Celery for documents.", 0.5, 0.5, RESUME), None)
+    assert "Could have more: a link to the experience in the resume" in feedback_from_signals(middling)
+    vague = score_answer(
+        gather_evidence("I think we used some things, maybe a database, I guess.", 0.5, 0.3, RESUME), None
+    )
+    said = feedback_from_signals(vague)
+    assert "Missing: concrete tools, figures or outcomes" in said and "confidence (it hedges)" in said
+    assert feedback_from_signals(score_answer(gather_evidence("", None, None), None)).startswith("No speech")

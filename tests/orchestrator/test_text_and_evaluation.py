@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from orchestrator.evaluation import cosine_similarities, extract_question, fallback_question, follows_up
+from orchestrator.evaluation import (
+    cosine_similarities,
+    extract_question,
+    fallback_question,
+    follows_up,
+    tidy_feedback,
+)
 from orchestrator.stage import backoff_seconds
 from orchestrator.text import chunk_pages, clean_text
 
@@ -57,9 +63,26 @@ def test_extract_question(text, question):
     assert extract_question(text) == question
 
 
-def test_fallback_question_is_grounded_in_the_answer():
-    question = fallback_question("I built a pipeline with Celery, and it worked.")
-    assert question.endswith("?") and "i built a pipeline with Celery" in question
+@pytest.mark.parametrize(
+    ("answer", "question"),
+    [
+        (
+            "In my last project I designed a pipeline with Celery and Redis, and it worked.",
+            "You mentioned Celery and Redis: what was the hardest problem you solved with them, "
+            "and how did you know it worked?",
+        ),
+        (
+            "In my last project, we moved our nightly jobs to a queue.",
+            "Could you walk me through how you moved your nightly jobs to a queue, and what came of it?",
+        ),
+        (
+            "hmm, not sure.",
+            "Could you walk me through a concrete example of that, with what you did and what came of it?",
+        ),
+    ],
+)
+def test_fallback_question_asks_about_what_the_answer_named_or_did(answer, question):
+    assert fallback_question(answer) == question
 
 
 def test_cosine_similarities():
@@ -90,3 +113,21 @@ def test_backoff_grows_is_capped_and_jittered():
 def test_a_follow_up_must_be_about_the_answer(question, expected):
     answer = "I built a data pipeline with Celery and Redis, and cut failures with retries."
     assert follows_up(question, answer, asked="Tell me about a pipeline you built.") is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "feedback"),
+    [
+        (
+            "The answer was strong on Celery. It lacked figures. It also could have said more and",
+            "The answer was strong on Celery. It lacked figures.",
+        ),
+        ("  Good   use of numbers, but no outcome  ", "Good use of numbers, but no outcome"),
+        ("In my previous interview, I demonstrated my ability to design a pipeline.", None),  # as the candidate
+        ("I am proud of my work.", None),
+        ("Ok.", None),
+        ("", None),
+    ],
+)
+def test_tidy_feedback_keeps_two_sentences_of_feedback_and_nothing_else(text, feedback):
+    assert tidy_feedback(text) == feedback
