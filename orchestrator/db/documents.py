@@ -59,12 +59,17 @@ class Hit:
 
 _SEARCH = """
 SELECT c.document_id, d.kind, d.filename, d.title, c.index AS chunk_index, c.page, c.text,
-       1 - (c.embedding <=> CAST(:query AS vector)) AS score
+       1 - (c.embedding <=> CAST(:query AS vector)) AS score, d.source, d.created_at
 FROM chunks c JOIN documents d ON d.id = c.document_id
 WHERE {where}
 ORDER BY c.embedding <=> CAST(:query AS vector)
-LIMIT :k
+LIMIT :fetch
 """
+# A file stored twice (the same upload again, `make demo` run twice) has its passages twice: they
+# are asked for this many times k, and each comes back once. Asked again for more while copies
+# crowd out k distinct passages, up to MAX_FETCH rows.
+FETCH_FACTOR = 2
+MAX_FETCH = 1000  # hnsw.ef_search's upper bound
 
 
 def search(
@@ -75,20 +80,46 @@ def search(
     kind: str | None = None,
     ef_search: int = 100,
 ) -> list[Hit]:
-    """The k chunks nearest to `query` (cosine), optionally within some documents or of
-    one kind. Unfiltered and kind-filtered searches walk the HNSW index (considering
+    """The k passages nearest to `query` (cosine), optionally within some documents or of
+    one kind; a passage of a file stored more than once comes back once, from its newest
+    copy. Unfiltered and kind-filtered searches walk the HNSW index (considering
     `ef_search` candidates: recall against speed); a search within given documents reads
     just their chunks, exactly."""
-    where, params = ["TRUE"], {"query": _vector_literal(query), "k": k}
+    where, params = ["TRUE"], {"query": _vector_literal(query)}
     if document_ids:
         where.append("c.document_id = ANY(:ids)")
         params["ids"] = list(document_ids)
     if kind:
         where.append("d.kind = :kind")
         params["kind"] = kind
-    session.execute(text(f"SET LOCAL hnsw.ef_search = {max(int(ef_search), k)}"))
-    rows = session.execute(text(_SEARCH.format(where=" AND ".join(where))), params).mappings()
-    return [Hit(**{**row, "score": round(float(row["score"]), 6)}) for row in rows]
+    statement = text(_SEARCH.format(where=" AND ".join(where)))
+    fetch = k * FETCH_FACTOR
+    while True:
+        # pgvector's HNSW scan yields at most ef_search rows
+        session.execute(text(f"SET LOCAL hnsw.ef_search = {max(int(ef_search), fetch)}"))
+        rows = session.execute(statement, {**params, "fetch": fetch}).mappings().all()
+        hits = _each_passage_once(rows)
+        if len(hits) >= k or len(rows) < fetch or fetch >= MAX_FETCH:
+            return hits[:k]
+        fetch = min(fetch * 4, MAX_FETCH)
+
+
+def _each_passage_once(rows) -> list[Hit]:
+    """The rows, nearest first, with the copies of one passage of one file (same source blob,
+    kind, chunk and text) folded into the newest copy, at the place of the nearest."""
+    newest: dict[tuple, dict] = {}
+    for row in rows:
+        key = (row["source"], row["kind"], row["chunk_index"], row["text"])
+        if key not in newest or row["created_at"] > newest[key]["created_at"]:
+            nearest = newest[key]["score"] if key in newest else row["score"]
+            newest[key] = {**row, "score": nearest}
+    return [
+        Hit(
+            **{name: value for name, value in row.items() if name not in ("source", "created_at", "score")},
+            score=round(float(row["score"]), 6),
+        )
+        for row in newest.values()
+    ]
 
 
 def _vector_literal(vector: np.ndarray) -> str:

@@ -163,3 +163,23 @@ def test_the_ai_pipeline_reads_related_stored_passages_when_asked(client, stored
     assert unused["context"] == []
     bad = client.post("/api/v1/pipelines/ai-pipeline", json={"text": "x", "options": {"use_context": "yes"}})
     assert bad.status_code == 422 and "use_context" in bad.json()["error"]["message"]
+
+
+def test_a_file_stored_twice_is_found_once_from_its_newest_copy(client, stored):
+    """Last in this module: the kitchen note's newer copy takes its place in searches."""
+    again = client.post(
+        "/api/v1/pipelines/document", files={"file": ("kitchen.txt", DOCUMENTS["kitchen.txt"].encode(), "text/plain")}
+    )
+    assert again.status_code == 202, again.text
+    copy = again.json()["data"]["pipeline_id"]
+    assert wait_done(client, copy)["overall_state"] == "SUCCESS"
+    found = client.post("/api/v1/search", json={"query": "coffee machine cleaning", "k": 5}).json()["data"]["results"]
+    kitchen = [r for r in found if "coffee machine" in r["text"]]
+    assert [r["document_id"] for r in kitchen] == [copy], found
+    assert len(found) == len({(r["filename"], r["chunk_index"], r["text"]) for r in found})
+    within_both = client.post(
+        "/api/v1/search", json={"query": "coffee", "document_ids": [stored["kitchen.txt"], copy], "k": 3}
+    ).json()["data"]["results"]
+    assert [r["document_id"] for r in within_both] == [copy]
+    older_alone = client.post("/api/v1/search", json={"query": "coffee", "document_ids": [stored["kitchen.txt"]]})
+    assert [r["document_id"] for r in older_alone.json()["data"]["results"]] == [stored["kitchen.txt"]]
