@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from sqlalchemy import delete, select, text
@@ -70,6 +70,7 @@ LIMIT :fetch
 # crowd out k distinct passages, up to MAX_FETCH rows.
 FETCH_FACTOR = 2
 MAX_FETCH = 1000  # hnsw.ef_search's upper bound
+_HIT_FIELDS = {f.name for f in fields(Hit)} - {"score"}
 
 
 def search(
@@ -106,19 +107,16 @@ def search(
 
 def _each_passage_once(rows) -> list[Hit]:
     """The rows, nearest first, with the copies of one passage of one file (same source blob,
-    kind, chunk and text) folded into the newest copy, at the place of the nearest."""
-    newest: dict[tuple, dict] = {}
+    kind, chunk and text) folded into the newest copy, at the place and score of the nearest."""
+    copies: dict[tuple, list] = {}
     for row in rows:
-        key = (row["source"], row["kind"], row["chunk_index"], row["text"])
-        if key not in newest or row["created_at"] > newest[key]["created_at"]:
-            nearest = newest[key]["score"] if key in newest else row["score"]
-            newest[key] = {**row, "score": nearest}
+        copies.setdefault((row["source"], row["kind"], row["chunk_index"], row["text"]), []).append(row)
     return [
         Hit(
-            **{name: value for name, value in row.items() if name not in ("source", "created_at", "score")},
-            score=round(float(row["score"]), 6),
+            **{name: value for name, value in max(same, key=lambda r: r["created_at"]).items() if name in _HIT_FIELDS},
+            score=round(float(same[0]["score"]), 6),
         )
-        for row in newest.values()
+        for same in copies.values()
     ]
 
 
