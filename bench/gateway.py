@@ -32,9 +32,9 @@ import psycopg
 
 from bench.common import RESULTS, report, summary
 from bench.tracking import STAGES, fill, scratch_database
+from orchestrator.assembly import registry_queries
 from orchestrator.settings import OrchestratorSettings
-from orchestrator.tracking import registry_queries
-from orchestrator.tracking.queries import TrackingQueries
+from orchestrator.tracking.reading.queries import TrackingQueries
 from tests.support.gateway import start_gateway
 
 API_KEY = "bench-key-0123456789abcdef"

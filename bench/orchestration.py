@@ -69,9 +69,9 @@ from bench.tracking import (
     settings_for,
 )
 from orchestrator.app import celery_config
+from orchestrator.assembly import tracked_app
 from orchestrator.clients import LlmClient
-from orchestrator.stage import StageTask
-from orchestrator.tracking import tracked_app
+from orchestrator.pipelines.stage import StageTask
 from tests.support.services import start_service
 
 THIN = "bench.thin"

@@ -13,7 +13,7 @@ queries (random real chunk texts of the fill's vocabulary) are sent to
 - gateway: the whole call over HTTP (embedding + search + JSON);
 - search: the part the gateway reports as `took.search_ms` (PostgreSQL alone);
 - embed: `took.embed_ms` (svc-embedder), reported apart as the issue asks;
-- baseline: orchestrator.db.documents.search in this process on the same vectors.
+- baseline: orchestrator.storage.db.documents.search in this process on the same vectors.
 Target: search p95 ≤ 20 ms at 1M chunks (embedding excluded). Recall@10 of the
 index against an exact scan is reported too. Writes bench/results/search.json."""
 
@@ -33,9 +33,9 @@ import psycopg
 
 from bench.common import report, summary
 from bench.tracking import scratch_database
-from orchestrator.db import session_scope
-from orchestrator.db.documents import search
 from orchestrator.settings import OrchestratorSettings
+from orchestrator.storage.db import session_scope
+from orchestrator.storage.db.documents import search
 from tests.support.gateway import start_gateway
 from tests.support.services import start_service
 

@@ -38,10 +38,10 @@ import redis
 from celery import Celery, chain
 
 from bench.common import percentile, report, summary, time_calls
-from orchestrator.db import upgrade
-from orchestrator.pipelines import PIPELINES
+from orchestrator.assembly import registry_queries, tracked_app
+from orchestrator.pipelines.registry import PIPELINES
 from orchestrator.settings import OrchestratorSettings
-from orchestrator.tracking import registry_queries, tracked_app
+from orchestrator.storage.db import upgrade
 from tests.support.ports import free_port, port_open
 from tests.support.postgres import has_pgvector, start_postgres
 from tests.support.procs import ManagedProcess

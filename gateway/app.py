@@ -25,8 +25,8 @@ from gateway.search import SearchService
 from gateway.security import ApiKeyring
 from gateway.service import PipelineGateway
 from gateway.settings import GatewaySettings
+from orchestrator.assembly import registry_queries, tracked_app
 from orchestrator.settings import OrchestratorSettings
-from orchestrator.tracking import registry_queries, tracked_app
 from svc_runtime import tracing
 from svc_runtime.logs import configure_logging, get_logger
 from svc_runtime.metrics import LATENCY_BUCKETS

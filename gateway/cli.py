@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from orchestrator.pipelines import PIPELINES, load_pipeline_modules, pipeline_of
+from orchestrator.pipelines.registry import PIPELINES, load_pipeline_modules, pipeline_of
 from orchestrator.settings import OrchestratorSettings
 
 TERMINAL = {"SUCCESS", "FAILURE", "REVOKED"}

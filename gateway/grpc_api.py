@@ -17,8 +17,8 @@ from aiworker.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from gateway.search import SearchService
 from gateway.security import ApiKeyring, presented_key
 from gateway.service import PipelineGateway
+from orchestrator.pipelines.uploads import IncomingFile
 from orchestrator.tracking.views import Metrics, PipelineStatus, TaskRecord
-from orchestrator.uploads import IncomingFile
 from svc_runtime.errors import InvalidArgument
 from svc_runtime.server import ServicerBase
 

@@ -16,8 +16,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import text
 
 from gateway.settings import GatewaySettings
-from orchestrator.db import engine_for
 from orchestrator.settings import OrchestratorSettings
+from orchestrator.storage.db import engine_for
 from svc_runtime.catalogue import SERVICES
 from svc_runtime.channels import replica_addresses
 from svc_runtime.interceptor import DEVICE_KEY

@@ -14,9 +14,9 @@ import sqlalchemy.exc
 from celery import Celery
 
 from orchestrator.clients import CallContext, EmbedderClient
-from orchestrator.db import session_scope
-from orchestrator.db.documents import Hit, search
 from orchestrator.errors import RetryableServiceError, ServiceCallError
+from orchestrator.storage.db import session_scope
+from orchestrator.storage.db.documents import Hit, search
 from svc_runtime.errors import InvalidArgument, ResourceExhausted, Unavailable
 
 KINDS = ("resume", "document")

@@ -19,15 +19,15 @@ import sqlalchemy.exc
 from celery import Celery
 
 from gateway.settings import GatewaySettings
-from orchestrator import uploads
+from orchestrator.broker.revokes import revoke
 from orchestrator.errors import InvalidInput, RetryableServiceError
-from orchestrator.pipelines import PipelineSpec, UploadSpec, pipeline_of
-from orchestrator.revokes import revoke
-from orchestrator.submission import SubmittedPipeline, resend_from, submit
-from orchestrator.tracking.queries import TrackingQueries
+from orchestrator.pipelines import uploads
+from orchestrator.pipelines.registry import PipelineSpec, UploadSpec, pipeline_of
+from orchestrator.pipelines.submission import SubmittedPipeline, resend_from, submit
+from orchestrator.pipelines.uploads import IncomingFile
+from orchestrator.tracking.reading.queries import TrackingQueries
 from orchestrator.tracking.states import RECORDED, SUCCESS
 from orchestrator.tracking.views import HistoryPage, Metrics, PipelineStatus, PipelineSummary, TaskRecord
-from orchestrator.uploads import IncomingFile
 from svc_runtime.errors import FailedPrecondition, Gone, InvalidArgument, MalformedRequest, NotFound, Unavailable
 from svc_runtime.logs import get_logger
 

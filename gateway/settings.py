@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from orchestrator.routing import QUEUES
+from orchestrator.broker.routing import QUEUES
 from svc_runtime.catalogue import SERVICES
 
 MiB = 1024 * 1024
@@ -44,7 +44,7 @@ class GatewaySettings(BaseSettings):
         ge=0,
         description="estimated duration of a pipeline whose stages have no tracked history yet (or while "
         "tracking is unreachable), for every pipeline; 0 = each pipeline's own stated default "
-        "(PipelineSpec.default_seconds in orchestrator/pipelines.py)",
+        "(PipelineSpec.default_seconds in orchestrator/pipelines/registry.py)",
     )
     metrics_public: bool = Field(
         False,

@@ -1,7 +1,7 @@
 """The Celery app: seed 003's settings and beyond, every value from
 OrchestratorSettings, the queues, and the declared tasks with the routes and
 beat schedule derived from their declarations. Tracking is installed on top
-by the processes that want it (orchestrator.tracking.tracked_app)."""
+by the processes that want it (orchestrator.assembly.tracked_app)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from typing import Any
 
 from celery import Celery, signals
 
-from orchestrator import revokes
-from orchestrator.declarations import register_declared
-from orchestrator.headers import PIPELINE_TRACE, PUBLISHED_AT
-from orchestrator.publishing import publishing_app, send_with_retry
-from orchestrator.resources import Resources
-from orchestrator.result_backend import masking, publish_only
-from orchestrator.routing import CPU_QUEUE, celery_queues
+from orchestrator.broker import revokes
+from orchestrator.broker.headers import PIPELINE_TRACE, PUBLISHED_AT
+from orchestrator.broker.publishing import publishing_app, send_with_retry
+from orchestrator.broker.result_backend import masking, publish_only
+from orchestrator.broker.routing import CPU_QUEUE, celery_queues
+from orchestrator.pipelines.declarations import register_declared
+from orchestrator.pipelines.resources import Resources
 from orchestrator.settings import OrchestratorSettings
 from svc_runtime import tracing
 from svc_runtime.logs import configure_logging
@@ -26,7 +26,7 @@ from svc_runtime.logs import configure_logging
 class AiworkerCelery(Celery):
     """Every publish (apply_async, chains, retries) goes through send_task: here it
     marks which app publishes (for tracking's publish handler) and, in workers,
-    outlasts a broker restart (orchestrator.publishing)."""
+    outlasts a broker restart (orchestrator.broker.publishing)."""
 
     aiworker: Resources
     publish_retry_seconds: float = 0.0  # 0: no retries (producers fail fast and say so)
@@ -50,7 +50,7 @@ class AiworkerCelery(Celery):
 def celery_config(settings: OrchestratorSettings) -> dict:
     return {
         "broker_url": settings.broker_url,
-        # Args, kwargs and results stored with secrets masked (orchestrator.result_backend).
+        # Args, kwargs and results stored with secrets masked (orchestrator.broker.result_backend).
         "result_backend": masking(settings.result_backend),
         # JSON only: pickle would let a broker message run code.
         "task_serializer": "json",
@@ -106,7 +106,7 @@ def celery_config(settings: OrchestratorSettings) -> dict:
         # dies of the BackendStoreError (tests/fault/test_redis_restart.py).
         "worker_cancel_long_running_tasks_on_connection_loss": False,
         # task_routes and beat_schedule: derived from the task declarations (register_declared)
-        "beat_scheduler": "orchestrator.beat:LeasedScheduler",
+        "beat_scheduler": "orchestrator.broker.beat:LeasedScheduler",
     }
 
 
@@ -126,7 +126,7 @@ def _trace_single_process_worker(sender: object = None, **_: object) -> None:
 
 def create_app(settings: OrchestratorSettings | None = None, producer: bool = False) -> AiworkerCelery:
     """`producer=True` for processes that send tasks and read results but never
-    block on them (the gateway): see orchestrator.result_backend."""
+    block on them (the gateway): see orchestrator.broker.result_backend."""
     settings = settings or OrchestratorSettings()
     app = AiworkerCelery("aiworker", set_as_current=True)
     app.conf.update(celery_config(settings))
@@ -135,10 +135,10 @@ def create_app(settings: OrchestratorSettings | None = None, producer: bool = Fa
     else:  # a worker publishing a pipeline's next stage must outlast a broker restart
         app.publish_retry_seconds = settings.publish_retry_seconds
     app.aiworker = Resources(settings)  # per-process clients, blob store, Redis
-    import orchestrator.pipelines
-    import orchestrator.tasks.maintenance
+    import orchestrator.pipelines.registry
+    import orchestrator.pipelines.tasks.maintenance
 
-    orchestrator.pipelines.load_pipeline_modules(settings.pipeline_modules)
+    orchestrator.pipelines.registry.load_pipeline_modules(settings.pipeline_modules)
     register_declared(app)
     revokes.install(app)
     signals.worker_process_init.connect(_trace_pool_child, weak=False, dispatch_uid="aiworker.tracing.child")

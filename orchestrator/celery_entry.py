@@ -7,6 +7,6 @@
 The one module that builds settings (from AIWORKER_* env) at import, because
 Celery's CLI needs an app object to import."""
 
-from orchestrator.tracking import tracked_app
+from orchestrator.assembly import tracked_app
 
 app = tracked_app()

@@ -207,7 +207,7 @@ class SttClient(ServiceClient):
         hotwords: Sequence[str] = (),
     ) -> stt_pb2.RecognizeResponse:
         """`prompt` and `hotwords` steer recognition towards the words expected
-        (orchestrator.stt_context builds a prompt from a question and a resume)."""
+        (orchestrator.domain.stt_context builds a prompt from a question and a resume)."""
         return _invoke(self.service, self._stub.Recognize, _recognize_request(audio, language, prompt, hotwords), ctx)
 
     def recognize_stream(

@@ -7,11 +7,11 @@ included, for the code that reads the broker's state).
                                       (`t:<task_id>`: JSON), until PostgreSQL has it all
     aiworker:task:<task_id>           a task's live status (hash, seed 004 §4.1.2)
     aiworker:submission:<pipeline_id> what a pipeline was submitted with (first stage's input, priority)
-    aiworker:beat:lock                held by the one beat that sends the schedule (orchestrator.beat)
-    aiworker:redelivery:lock          held while a lost-stage sweep runs (orchestrator.tracking.recovery)
+    aiworker:beat:lock                held by the one beat that sends the schedule (orchestrator.broker.beat)
+    aiworker:redelivery:lock          held while a lost-stage sweep runs (orchestrator.recovery)
     aiworker:revoked                  cancelled task ids (sorted set, scored by expiry), for workers
-                                      started after the cancel (orchestrator.revokes)
-    aiworker:exporter:marks           the metrics exporter's high-water marks (orchestrator.tracking.exporter)
+                                      started after the cancel (orchestrator.broker.revokes)
+    aiworker:exporter:marks           the metrics exporter's high-water marks (orchestrator.exporter.server)
     aiworker:tracking:outbox          tracking events on their way to PostgreSQL (a stream; the setting
                                       AIWORKER_TRACKING_OUTBOX may rename it); `<outbox>:dead` dead letters
     unacked, <queue>[:<priority>]     kombu's Redis transport: delivered-not-acked, and the queues

@@ -122,7 +122,7 @@ class OrchestratorSettings(_ServiceAddresses):
     pipeline_modules: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="comma-separated modules imported at start that declare more pipelines (their tasks and "
-        "a orchestrator.pipelines.register() call): workers, beat and the gateway must all name them",
+        "a orchestrator.pipelines.registry.register() call): workers, beat and the gateway must all name them",
     )
 
     embedding_dimension: int = Field(

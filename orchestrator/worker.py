@@ -7,9 +7,9 @@ import argparse
 import socket
 from collections.abc import Sequence
 
-from orchestrator.routing import QUEUES
+from orchestrator.assembly import tracked_app
+from orchestrator.broker.routing import QUEUES
 from orchestrator.settings import OrchestratorSettings
-from orchestrator.tracking import tracked_app
 
 
 def main(argv: Sequence[str] | None = None) -> None:

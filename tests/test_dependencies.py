@@ -11,7 +11,7 @@ SERVICES = ("svc-parser", "svc-embedder", "svc-llm", "svc-stt")
 # What assembles core and tracking (not core itself): the orchestrator's entry points, and
 # the database migrations (one schema for the pipelines' tables and tracking's).
 ENTRY_POINTS = {"orchestrator/worker.py", "orchestrator/celery_entry.py"}
-MIGRATIONS = "orchestrator/db/migrations"
+MIGRATIONS = "orchestrator/storage/db/migrations"
 
 
 def imports_of(path: Path) -> set[str]:

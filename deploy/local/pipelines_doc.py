@@ -1,4 +1,4 @@
-"""The README's pipeline table, from the registry (orchestrator/pipelines.py):
+"""The README's pipeline table, from the registry (orchestrator/pipelines/registry.py):
 `python -m aiworker_local.pipelines_doc --write` rewrites it in place.
 tests/deploy/test_settings_doc.py fails when the README's copy is stale."""
 
@@ -13,7 +13,7 @@ END = "<!-- pipelines:end -->"
 
 
 def render() -> str:
-    from orchestrator.pipelines import PIPELINES
+    from orchestrator.pipelines.registry import PIPELINES
 
     out = [
         BEGIN,

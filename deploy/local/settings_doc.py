@@ -18,8 +18,8 @@ END = "<!-- settings:end -->"
 
 def _classes() -> list[tuple[str, type[BaseSettings], str]]:
     from gateway.settings import GatewaySettings
+    from orchestrator.exporter.settings import ExporterSettings
     from orchestrator.settings import OrchestratorSettings
-    from orchestrator.tracking.exporter_settings import ExporterSettings
     from svc_embedder.settings import EmbedderSettings
     from svc_llm.settings import LlmSettings
     from svc_parser.settings import ParserSettings

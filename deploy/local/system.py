@@ -31,7 +31,7 @@ from aiworker_local.infra import (
     start_s3,
 )
 from aiworker_local.procs import GaveUp, ManagedProcess, Supervisor, log_tail
-from orchestrator.routing import QUEUES
+from orchestrator.broker.routing import QUEUES
 from svc_runtime.catalogue import SERVICES
 
 BIN = Path(sys.executable).parent
@@ -220,7 +220,7 @@ class LocalSystem:
         return {"AIWORKER_BLOB_URL": url}
 
     def _migrate(self, say: Callable[[str], None]) -> None:
-        from orchestrator.db import upgrade
+        from orchestrator.storage.db import upgrade
 
         try:
             upgrade(self.env["AIWORKER_DATABASE_URL"])
@@ -322,8 +322,8 @@ def _ensure_bucket(env: dict[str, str]) -> None:
     over the launcher's environment; unvalidated, like the workers' ping above)."""
     from pydantic import SecretStr
 
-    from orchestrator.blobs import blob_store_for
     from orchestrator.settings import OrchestratorSettings
+    from orchestrator.storage.blobs import blob_store_for
 
     values = {**os.environ, **env}
     settings = OrchestratorSettings.model_construct(

@@ -27,7 +27,7 @@ function documentResult(result) {
       el("blockquote", { class: "prose", text: result.preview })) : null);
 }
 
-// The score's signals (orchestrator/scoring.py), each 0–1 with the weight it was given.
+// The score's signals (orchestrator/domain/scoring.py), each 0–1 with the weight it was given.
 function breakdownTable(breakdown) {
   const signals = breakdown?.signals;
   if (!signals) return null;

@@ -13,7 +13,7 @@ from gateway.openai.backend import Backend
 from gateway.openai.deps import OpenAIState
 from gateway.openai.models import ModelCatalog
 from gateway.openai.routes import PREFIX, router
-from orchestrator.resources import Resources
+from orchestrator.pipelines.resources import Resources
 
 __all__ = ["install"]
 

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 
 from orchestrator.clients import CallContext, ServiceClient
-from orchestrator.resources import Resources
+from orchestrator.pipelines.resources import Resources
 
 C = TypeVar("C", bound=ServiceClient)
 T = TypeVar("T")

@@ -28,7 +28,7 @@ from gateway.openai.schemas import (
 )
 from gateway.rest.deps import require_api_key
 from gateway.rest.routes_pipelines import read_upload
-from orchestrator.uploads import check_audio
+from orchestrator.pipelines.uploads import check_audio
 
 PREFIX = "/v1"
 SERVICE_ERRORS = (429, 500, 503, 504)

@@ -3,7 +3,7 @@ files), recent pipelines, status, the final result, cancel, retry from the
 failed stage, and live events (SSE).
 
 `POST /api/v1/pipelines/{name}` is derived from the registry
-(orchestrator/pipelines.py): the names it takes, the files each pipeline
+(orchestrator/pipelines/registry.py): the names it takes, the files each pipeline
 accepts, the request body's documentation."""
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from gateway.rest.schemas import (
     Submitted,
 )
 from gateway.service import PipelineGateway, Submission
-from orchestrator.pipelines import PIPELINES, PipelineSpec, pipeline_of
+from orchestrator.pipelines.registry import PIPELINES, PipelineSpec, pipeline_of
+from orchestrator.pipelines.uploads import IncomingFile
 from orchestrator.tracking.views import PipelineStatus, PipelineSummary, TaskRecord
-from orchestrator.uploads import IncomingFile
 from svc_runtime.errors import MalformedRequest, NotFound, TooLarge
 
 router = APIRouter(

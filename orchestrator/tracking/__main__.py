@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import redis
 
 from orchestrator.settings import OrchestratorSettings
-from orchestrator.tracking.drainer import Drainer
-from orchestrator.tracking.spool import Spool
+from orchestrator.tracking.recording.drainer import Drainer
+from orchestrator.tracking.recording.spool import Spool
 from svc_runtime.logs import configure_logging
 
 

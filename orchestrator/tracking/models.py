@@ -11,7 +11,7 @@ from sqlalchemy import BigInteger, Boolean, DateTime, Double, Index, Integer, St
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from orchestrator.db.models import Base
+from orchestrator.storage.db.models import Base
 
 # none_as_null: Python None is SQL NULL (not JSON 'null'), so COALESCE merges work.
 Json = JSONB(none_as_null=True)

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.progress import TASK_FIELD_PREFIX
+from orchestrator.pipelines.progress import TASK_FIELD_PREFIX
 from orchestrator.tracking.states import (
     FAILURE,
     PENDING,

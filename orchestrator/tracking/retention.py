@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
-from orchestrator.db.engine import engine_for
 from orchestrator.settings import OrchestratorSettings
+from orchestrator.storage.db.engine import engine_for
 
 CHUNK_ROWS = 10_000
 

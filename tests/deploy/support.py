@@ -43,7 +43,7 @@ GPU_SERVICES = tuple(name for name, entry in SERVICES.items() if entry.device !=
 SETTINGS_OF_SCRIPT = {
     **{entry.script: f"{entry.module}.settings:{entry.name.capitalize()}Settings" for entry in SERVICES.values()},
     "aiworker-gateway": "gateway.settings:GatewaySettings",
-    "aiworker-exporter": "orchestrator.tracking.exporter_settings:ExporterSettings",
+    "aiworker-exporter": "orchestrator.exporter.settings:ExporterSettings",
 }
 ORCHESTRATOR_SETTINGS = "orchestrator.settings:OrchestratorSettings"
 # The pyproject extra a console script needs installed (a service's extra is its name).
@@ -54,7 +54,7 @@ EXTRA_OF_SCRIPT = {
     "aiworker-exporter": "orchestrator",
     "aiworker-gateway": "gateway",
     "celery": "orchestrator",
-    "python -m orchestrator.db": "orchestrator",
+    "python -m orchestrator.storage.db": "orchestrator",
     "aiworker-health-probe": None,  # in the base dependencies
 }
 # Environment variables that are not aiworker settings but are read by something we run.
@@ -195,7 +195,7 @@ class Command:
     """A container's command line, classified."""
 
     argv: list[str]
-    script: str = ""  # a console script, "celery" or "python -m orchestrator.db"
+    script: str = ""  # a console script, "celery" or "python -m orchestrator.storage.db"
     problems: list[str] = field(default_factory=list)
 
     def flag(self, name: str) -> str | None:
@@ -228,13 +228,13 @@ def check_command(argv: list[str]) -> Command:
             cmd.problems.append("orchestrator.celery_entry does not exist")
         if len(argv) < 4 or argv[3] not in {"worker", "beat", "flower", "inspect", "events"}:
             cmd.problems.append(f"unexpected celery subcommand: {argv}")
-    elif program == "python" and argv[1:3] == ["-m", "orchestrator.db"]:
-        cmd.script = "python -m orchestrator.db"
+    elif program == "python" and argv[1:3] == ["-m", "orchestrator.storage.db"]:
+        cmd.script = "python -m orchestrator.storage.db"
         if argv[3:] != ["upgrade"]:
-            cmd.problems.append(f"orchestrator.db knows only `upgrade`: {argv}")
+            cmd.problems.append(f"orchestrator.storage.db knows only `upgrade`: {argv}")
     else:
         cmd.problems.append(
-            f"{program!r} is not a console script of pyproject.toml, celery, or python -m orchestrator.db"
+            f"{program!r} is not a console script of pyproject.toml, celery, or python -m orchestrator.storage.db"
         )
     return cmd
 

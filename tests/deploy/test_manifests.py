@@ -25,8 +25,8 @@ import yaml
 from gateway.security import _ENTRY as KEY_ENTRY  # key_id:sha256hex; anything else is a plain key
 from orchestrator import keys
 from orchestrator.app import celery_config
-from orchestrator.blobs import parse_s3_url
-from orchestrator.routing import QUEUES
+from orchestrator.broker.routing import QUEUES
+from orchestrator.storage.blobs import parse_s3_url
 from svc_runtime.catalogue import SERVICES, replicas
 from tests.deploy.support import (
     COMPOSE,
@@ -79,7 +79,13 @@ VARIABLES = {
 }
 SEAWEEDFS_IMAGE = "chrislusf/seaweedfs"
 K8S_VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
-ORCHESTRATOR_SCRIPTS = {"aiworker-worker", "aiworker-beat", "aiworker-gateway", "celery", "python -m orchestrator.db"}
+ORCHESTRATOR_SCRIPTS = {
+    "aiworker-worker",
+    "aiworker-beat",
+    "aiworker-gateway",
+    "celery",
+    "python -m orchestrator.storage.db",
+}
 
 
 def _scripts_settings(script: str) -> list[str]:
@@ -225,7 +231,7 @@ def test_compose_has_every_component(ours):
         "aiworker-stt",
         "aiworker-gateway",
         "aiworker-beat",
-        "python -m orchestrator.db",
+        "python -m orchestrator.storage.db",
     ):
         assert scripts.count(script) == 1, script
     assert _by_script(ours, "celery"), "flower"
@@ -364,7 +370,7 @@ def _depends_on(service) -> dict[str, str]:
 
 
 def test_compose_start_order_migrations_first(compose, ours):
-    (migrate,) = _by_script(ours, "python -m orchestrator.db")
+    (migrate,) = _by_script(ours, "python -m orchestrator.storage.db")
     assert compose["services"][migrate]["restart"] == "no"
     assert _depends_on(compose["services"][migrate]) == {"postgres": "service_healthy"}
     for script in ("aiworker-worker", "aiworker-gateway"):
@@ -955,7 +961,7 @@ def test_k8s_workers_per_queue_and_a_second_beat_only_on_the_lease(k8s_ours):
     if count > 1 or beat["spec"].get("strategy", {}).get("type") != "Recreate":
         # two beats may run at once: only the one holding the Redis lease may send the schedule
         settings = build_settings(settings_classes()["orchestrator"], env)
-        assert celery_config(settings)["beat_scheduler"] == "orchestrator.beat:LeasedScheduler"
+        assert celery_config(settings)["beat_scheduler"] == "orchestrator.broker.beat:LeasedScheduler"
         assert "beat_lock_seconds" in settings_classes()["orchestrator"].model_fields
 
 
@@ -963,7 +969,7 @@ def test_k8s_migrations_run_before_anything_uses_the_schema(k8s_ours):
     jobs = [
         name
         for name, c, command, _ in k8s_ours
-        if command.script == "python -m orchestrator.db" and workloads()[name]["kind"] == "Job"
+        if command.script == "python -m orchestrator.storage.db" and workloads()[name]["kind"] == "Job"
     ]
     assert jobs == ["migrate"]
     assert pod_spec(workloads()["migrate"])["restartPolicy"] in {"OnFailure", "Never"}
@@ -971,7 +977,7 @@ def test_k8s_migrations_run_before_anything_uses_the_schema(k8s_ours):
         for name, _, command, _ in k8s_ours:
             if command.script == script:
                 init = pod_spec(workloads()[name]).get("initContainers") or []
-                assert [c["args"] for c in init] == [["python", "-m", "orchestrator.db", "upgrade"]], name
+                assert [c["args"] for c in init] == [["python", "-m", "orchestrator.storage.db", "upgrade"]], name
 
 
 def test_k8s_blobs_go_to_s3_and_no_volume_is_shared(k8s_ours):
@@ -1177,7 +1183,7 @@ USES = {
     "aiworker-gateway": {"redis", "postgres", "s3", *MODEL_SERVICES},
     "aiworker-beat": {"redis"},
     "aiworker-exporter": {"redis", "postgres"},
-    "python -m orchestrator.db": {"postgres"},
+    "python -m orchestrator.storage.db": {"postgres"},
 }
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiworker_local import pipelines_doc
 from aiworker_local.settings_doc import BEGIN, END, render
-from orchestrator.pipelines import PIPELINES
+from orchestrator.pipelines.registry import PIPELINES
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -20,10 +20,10 @@ import redis
 from celery import Celery
 
 from orchestrator import keys
-from orchestrator.db import upgrade
-from orchestrator.submission import SubmittedPipeline, submit
-from orchestrator.tracking import registry_queries
-from orchestrator.tracking.queries import TrackingQueries
+from orchestrator.assembly import registry_queries
+from orchestrator.pipelines.submission import SubmittedPipeline, submit
+from orchestrator.storage.db import upgrade
+from orchestrator.tracking.reading.queries import TrackingQueries
 from svc_parser.model import sample_pdf
 from tests.support.infra import start_redis
 from tests.support.procs import ManagedProcess

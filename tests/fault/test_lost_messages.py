@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 
-from orchestrator.broker_state import queue_keys
+from orchestrator.broker.queue_state import queue_keys
 from tests.fault.harness import LOST_AFTER_SECONDS, FaultStack
 from tests.tracking.rows import task_rows, wait_for
 

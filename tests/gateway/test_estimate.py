@@ -15,10 +15,10 @@ from sqlalchemy.engine import make_url
 
 from gateway.service import PipelineGateway
 from gateway.settings import GatewaySettings
-from orchestrator.db import upgrade
-from orchestrator.pipelines import PIPELINES
+from orchestrator.assembly import registry_queries
+from orchestrator.pipelines.registry import PIPELINES
 from orchestrator.settings import OrchestratorSettings
-from orchestrator.tracking import registry_queries
+from orchestrator.storage.db import upgrade
 from tests.gateway.test_rest import wait_done
 from tests.support.ports import free_port
 

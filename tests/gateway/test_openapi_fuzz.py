@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.db import upgrade
+from orchestrator.storage.db import upgrade
 from tests.support.gateway import API_KEY, start_gateway
 from tests.support.infra import spare_redis_database
 

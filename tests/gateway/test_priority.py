@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from orchestrator.app import celery_config
-from orchestrator.broker_state import queue_keys
+from orchestrator.broker.queue_state import queue_keys
 from tests.gateway.test_rest import wait_done
 from tests.support.gateway import API_KEY, RunningGateway, start_gateway
 from tests.support.infra import start_redis

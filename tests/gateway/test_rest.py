@@ -12,8 +12,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from orchestrator.db import engine_for
-from orchestrator.submission import submit
+from orchestrator.pipelines.submission import submit
+from orchestrator.storage.db import engine_for
 from svc_parser.model import sample_pdf
 
 SAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "samples"

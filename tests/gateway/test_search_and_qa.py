@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 
 from aiworker.gateway.v1 import gateway_pb2, gateway_pb2_grpc
-from orchestrator.db import engine_for
+from orchestrator.storage.db import engine_for
 from tests.support.gateway import API_KEY
 
 AIWORKER = str(Path(sys.executable).parent / "aiworker")

@@ -29,10 +29,10 @@ import redis
 from sqlalchemy import text
 
 from aiworker_local.infra import redis_executable, start_s3
-from orchestrator.blobs import blob_store_for
-from orchestrator.db import engine_for, upgrade
-from orchestrator.db.engine import CONNECT_ARGS, IDLE_IN_TRANSACTION_MS
 from orchestrator.settings import OrchestratorSettings
+from orchestrator.storage.blobs import blob_store_for
+from orchestrator.storage.db import engine_for, upgrade
+from orchestrator.storage.db.engine import CONNECT_ARGS, IDLE_IN_TRANSACTION_MS
 from svc_parser.model import sample_pdf
 from tests.hosts.network import Network, netns_available
 from tests.support.gateway import API_KEY

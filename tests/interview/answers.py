@@ -241,7 +241,7 @@ ANSWERS: tuple[Answer, ...] = (
     ),
 )
 
-# Written and graded after the scorer's weights were set (orchestrator/scoring.py), and not used to
+# Written and graded after the scorer's weights were set (orchestrator/domain/scoring.py), and not used to
 # tune them: the held-out check of how the score generalises (tests/interview/test_scoring.py).
 ROLLOUT_Q = "How do you roll out a change without downtime?"
 MONITOR_Q = "How do you find out when a data pipeline breaks?"

@@ -1,12 +1,12 @@
-"""orchestrator.stt_context: the terms a resume's shape gives away, and a prompt
+"""orchestrator.domain.stt_context: the terms a resume's shape gives away, and a prompt
 within its bound."""
 
 from __future__ import annotations
 
 import pytest
 
-from orchestrator.stt_context import MAX_PROMPT_CHARS, build_stt_context
-from orchestrator.terms import distinctive_terms
+from orchestrator.domain.stt_context import MAX_PROMPT_CHARS, build_stt_context
+from orchestrator.domain.terms import distinctive_terms
 from tests.interview.answers import ANSWERS, BACKEND_RESUME, DATA_RESUME, ML_RESUME, PIPELINE_Q
 
 

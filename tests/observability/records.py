@@ -6,10 +6,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from orchestrator.db.engine import engine_for
-from orchestrator.pipelines import PIPELINES
+from orchestrator.pipelines.registry import PIPELINES
+from orchestrator.storage.db.engine import engine_for
+from orchestrator.tracking.recording.writer import write_records
 from orchestrator.tracking.states import FAILURE, PENDING, RETRY, STARTED, SUCCESS, rank
-from orchestrator.tracking.writer import write_records
 
 
 class Run:

@@ -20,7 +20,7 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from orchestrator import keys
-from orchestrator.db import upgrade
+from orchestrator.storage.db import upgrade
 from orchestrator.tracking.states import FAILURE, RETRY, STARTED, SUCCESS
 from tests.observability.records import Run, later, task, write
 from tests.support.infra import database_beside, spare_redis_database

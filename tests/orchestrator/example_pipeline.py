@@ -9,11 +9,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from orchestrator.broker.routing import CPU_QUEUE, GPU_QUEUE
 from orchestrator.clients import EmbedderClient
-from orchestrator.declarations import stage_task
-from orchestrator.pipelines import PipelineSpec, register
-from orchestrator.routing import CPU_QUEUE, GPU_QUEUE
-from orchestrator.stage import StageTask
+from orchestrator.pipelines.declarations import stage_task
+from orchestrator.pipelines.registry import PipelineSpec, register
+from orchestrator.pipelines.stage import StageTask
 
 
 class WordsInput(BaseModel):

@@ -11,9 +11,9 @@ import uuid
 import numpy as np
 import pytest
 
-from orchestrator.blobs import BlobStore, FolderBackend, S3Backend, StoreUnavailable, blob_store_for, s3_client
 from orchestrator.errors import InvalidInput, RetryableServiceError
 from orchestrator.settings import OrchestratorSettings
+from orchestrator.storage.blobs import BlobStore, FolderBackend, S3Backend, StoreUnavailable, blob_store_for, s3_client
 
 
 def s3_store(endpoint: str, max_bytes: int, bucket: str = "aiworker-test") -> BlobStore:

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator import keys
-from orchestrator.revokes import revoke
-from orchestrator.submission import submit
-from orchestrator.tracking import registry_queries
+from orchestrator.assembly import registry_queries
+from orchestrator.broker.revokes import revoke
+from orchestrator.pipelines.submission import submit
 from tests.support.infra import spare_redis_database, start_redis
 from tests.support.procs import ManagedProcess
 from tests.support.stack import make_app

@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import select
 
 from orchestrator import keys
-from orchestrator.db import session_scope
-from orchestrator.db.models import Chunk, Document
-from orchestrator.declarations import routes
-from orchestrator.progress import read_pipeline_progress
-from orchestrator.routing import QUEUES
+from orchestrator.broker.routing import QUEUES
+from orchestrator.pipelines.declarations import routes
+from orchestrator.pipelines.progress import read_pipeline_progress
+from orchestrator.storage.db import session_scope
+from orchestrator.storage.db.models import Chunk, Document
 from svc_parser.model import sample_pdf
 from tests.tracking.rows import wait_statuses
 
@@ -310,7 +310,7 @@ def test_service_down_at_submit_comes_up_and_the_pipeline_completes(stack):
 
 def test_beat_runs_the_periodic_cleanup(stack, log_dir, tmp_path):
     """aiworker-beat sends tasks.maintenance.cleanup on its schedule; a worker runs it."""
-    from orchestrator.tracking import registry_queries
+    from orchestrator.assembly import registry_queries
     from tests.support.procs import ManagedProcess
     from tests.support.workers import BIN
 

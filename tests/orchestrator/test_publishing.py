@@ -1,4 +1,4 @@
-"""Which publish errors a worker retries (orchestrator/publishing.py): broker
+"""Which publish errors a worker retries (orchestrator/broker/publishing.py): broker
 trouble, including kombu tripping over its own closed channel; nothing else."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import redis
 from kombu.transport.redis import Channel
 
-from orchestrator.publishing import is_broker_trouble
+from orchestrator.broker.publishing import is_broker_trouble
 
 
 def raised(fn) -> BaseException:

@@ -20,9 +20,9 @@ import pytest
 from celery import current_app
 
 from aiworker.embedder.v1 import embedder_pb2, embedder_pb2_grpc
-from orchestrator.db import upgrade
-from orchestrator.stage import DEADLINE_MARGIN_SECONDS
-from orchestrator.submission import submit
+from orchestrator.pipelines.stage import DEADLINE_MARGIN_SECONDS
+from orchestrator.pipelines.submission import submit
+from orchestrator.storage.db import upgrade
 from tests.support.infra import start_redis
 from tests.support.stack import make_app
 from tests.support.workers import orchestrator_env, start_worker

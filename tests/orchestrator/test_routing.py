@@ -8,11 +8,11 @@ import re
 from pathlib import Path
 
 from orchestrator import keys
-from orchestrator.declarations import DECLARED, queue_of, routes
-from orchestrator.pipelines import PIPELINES
-from orchestrator.routing import CPU_QUEUE, GPU_QUEUE, QUEUES
+from orchestrator.assembly import tracked_app
+from orchestrator.broker.routing import CPU_QUEUE, GPU_QUEUE, QUEUES
+from orchestrator.pipelines.declarations import DECLARED, queue_of, routes
+from orchestrator.pipelines.registry import PIPELINES
 from orchestrator.settings import OrchestratorSettings
-from orchestrator.tracking import tracked_app
 
 ROOT = Path(__file__).resolve().parents[2]
 # Product code (tests may name tasks in their assertions; the README's table is generated).

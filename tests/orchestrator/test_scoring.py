@@ -1,4 +1,4 @@
-"""The interview score's arithmetic (orchestrator.scoring): pure functions, no services.
+"""The interview score's arithmetic (orchestrator.domain.scoring): pure functions, no services.
 The score's quality on spoken answers through the whole pipeline is
 tests/interview/test_scoring_pipeline.py."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.scoring import (
+from orchestrator.domain.scoring import (
     OFF_TOPIC_CAP,
     WEIGHTS,
     Evidence,

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from orchestrator.app import create_app
+from orchestrator.pipelines.stage import DEADLINE_MARGIN_SECONDS, StageTask
 from orchestrator.settings import OrchestratorSettings
-from orchestrator.stage import DEADLINE_MARGIN_SECONDS, StageTask
 
 SOFT_LIMIT = 30
 

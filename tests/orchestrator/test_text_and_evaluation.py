@@ -3,15 +3,15 @@
 import numpy as np
 import pytest
 
-from orchestrator.evaluation import (
+from orchestrator.domain.evaluation import (
     cosine_similarities,
     extract_question,
     fallback_question,
     follows_up,
     tidy_feedback,
 )
-from orchestrator.stage import backoff_seconds
-from orchestrator.text import chunk_pages, clean_text
+from orchestrator.domain.text import chunk_pages, clean_text
+from orchestrator.pipelines.stage import backoff_seconds
 
 
 def test_clean_text_normalises_space_controls_and_unicode():

@@ -1,6 +1,6 @@
 """Recognition with context, through the real svc-stt and SttClient: the graded
 spoken answers (tests/interview) transcribed without context and with the one
-orchestrator.stt_context builds from the question and the resume. The figures
+orchestrator.domain.stt_context builds from the question and the resume. The figures
 are printed (-s) and written to test-artifacts/stt-context-wer.json."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import jiwer
 import pytest
 
 from orchestrator.clients import CallContext, SttClient
-from orchestrator.stt_context import build_stt_context
-from orchestrator.terms import distinctive_terms
+from orchestrator.domain.stt_context import build_stt_context
+from orchestrator.domain.terms import distinctive_terms
 from tests.interview.answers import ANSWERS, BY_ID, SPOKEN
 from tests.stt.audio import normalize, word_error_rate
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from celery import Celery
 
-from orchestrator.db import upgrade
+from orchestrator.assembly import tracked_app
+from orchestrator.pipelines.submission import SubmittedPipeline, submit
 from orchestrator.settings import OrchestratorSettings
-from orchestrator.submission import SubmittedPipeline, submit
-from orchestrator.tracking import tracked_app
+from orchestrator.storage.db import upgrade
 from svc_runtime.catalogue import SERVICES
 from tests.support.procs import ManagedProcess
 from tests.support.services import RunningService, start_service

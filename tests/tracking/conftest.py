@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from orchestrator.db import upgrade
 from orchestrator.settings import OrchestratorSettings
+from orchestrator.storage.db import upgrade
 from tests.support.infra import database_beside
 
 

@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 
 from celery import Celery
 
-from orchestrator.db import upgrade
-from orchestrator.submission import SubmittedPipeline, submit
-from orchestrator.tracking import registry_queries
-from orchestrator.tracking.queries import TrackingQueries
+from orchestrator.assembly import registry_queries
+from orchestrator.pipelines.submission import SubmittedPipeline, submit
+from orchestrator.storage.db import upgrade
+from orchestrator.tracking.reading.queries import TrackingQueries
 from tests.support.infra import start_redis
 from tests.support.procs import ManagedProcess
 from tests.support.services import RunningService, start_service

@@ -17,9 +17,9 @@ import redis
 from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 
-from orchestrator.routing import QUEUES
+from orchestrator.assembly import tracked_app
+from orchestrator.broker.routing import QUEUES
 from orchestrator.settings import OrchestratorSettings
-from orchestrator.tracking import tracked_app
 
 
 def register_probe_tasks(app: Celery) -> None:

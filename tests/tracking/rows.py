@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from orchestrator.db.engine import engine_for
+from orchestrator.storage.db.engine import engine_for
 
 
 def task_rows(database_url: str, where: str, **params: Any) -> list[dict[str, Any]]:

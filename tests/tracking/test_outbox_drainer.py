@@ -13,15 +13,15 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from orchestrator.db.engine import engine_for
 from orchestrator.keys import task_live as task_key
-from orchestrator.tracking import events
-from orchestrator.tracking.drainer import Drainer
-from orchestrator.tracking.drainer_thread import DrainerThread
-from orchestrator.tracking.outbox import Outbox
-from orchestrator.tracking.spool import Spool
+from orchestrator.storage.db.engine import engine_for
+from orchestrator.tracking.recording import events
+from orchestrator.tracking.recording.drainer import Drainer
+from orchestrator.tracking.recording.drainer_thread import DrainerThread
+from orchestrator.tracking.recording.outbox import Outbox
+from orchestrator.tracking.recording.spool import Spool
+from orchestrator.tracking.recording.tracker import Tracker
 from orchestrator.tracking.states import FAILURE, PENDING, STARTED, SUCCESS
-from orchestrator.tracking.tracker import Tracker
 from tests.tracking.proxy import TcpProxy
 from tests.tracking.rows import rows_of, wait_for
 
@@ -190,7 +190,7 @@ def test_spool_appends_are_not_lost_while_a_drainer_takes_the_file(tmp_path):
 
 
 def test_started_is_sent_with_the_outcome_or_after_a_short_hold(tracking_settings, rclient):
-    from orchestrator.tracking.tracker import HOLD_STARTED_SECONDS
+    from orchestrator.tracking.recording.tracker import HOLD_STARTED_SECONDS
 
     tracker = Tracker(tracking_settings)
     stream = tracking_settings.tracking_outbox

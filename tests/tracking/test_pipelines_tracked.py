@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.declarations import queue_of
-from orchestrator.routing import CPU_QUEUE
-from orchestrator.tracking import registry_queries
+from orchestrator.assembly import registry_queries
+from orchestrator.broker.routing import CPU_QUEUE
+from orchestrator.pipelines.declarations import queue_of
 from svc_parser.model import sample_pdf
 from tests.tracking.rows import wait_statuses
 

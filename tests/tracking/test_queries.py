@@ -9,15 +9,16 @@ import uuid
 
 import pytest
 
-from orchestrator.db.engine import engine_for
-from orchestrator.progress import write_pipeline_progress
+from orchestrator.assembly import registry_queries
+from orchestrator.pipelines.progress import write_pipeline_progress
 from orchestrator.settings import OrchestratorSettings
-from orchestrator.tracking import events, registry_queries
-from orchestrator.tracking.queries import TrackingQueries
+from orchestrator.storage.db.engine import engine_for
+from orchestrator.tracking.reading.queries import TrackingQueries
+from orchestrator.tracking.recording import events
+from orchestrator.tracking.recording.tracker import Tracker
+from orchestrator.tracking.recording.writer import write_records
 from orchestrator.tracking.retention import cleanup_tracked_rows
 from orchestrator.tracking.states import FAILURE, PENDING, RETRY, STARTED, SUCCESS, rank
-from orchestrator.tracking.tracker import Tracker
-from orchestrator.tracking.writer import write_records
 from tests.tracking.rows import rows_of
 
 NOW = time.time()
@@ -272,8 +273,8 @@ def test_retention_removes_old_rows_only(fresh_db, tracking_settings):
 
 
 def test_cleanup_hook_is_registered_with_beats_cleanup(tracking_settings):
-    from orchestrator.tasks.maintenance import CLEANUP_HOOKS
-    from orchestrator.tracking import tracked_app
+    from orchestrator.assembly import tracked_app
+    from orchestrator.pipelines.tasks.maintenance import CLEANUP_HOOKS
 
     app = tracked_app(tracking_settings)
     assert CLEANUP_HOOKS["tracked_rows"] is cleanup_tracked_rows

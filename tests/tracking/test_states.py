@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from orchestrator.tracking.merge import fold
+from orchestrator.tracking.recording.merge import fold
 from orchestrator.tracking.states import (
     FAILURE,
     PENDING,

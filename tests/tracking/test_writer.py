@@ -8,10 +8,10 @@ import uuid
 
 from sqlalchemy import text
 
-from orchestrator.db.engine import engine_for
-from orchestrator.tracking.merge import COLUMNS, fold
+from orchestrator.storage.db.engine import engine_for
+from orchestrator.tracking.recording.merge import COLUMNS, fold
+from orchestrator.tracking.recording.writer import write_records
 from orchestrator.tracking.states import FAILURE, PENDING, RETRY, SKIPPED, STARTED, SUCCESS, rank
-from orchestrator.tracking.writer import write_records
 from tests.tracking.rows import rows_of
 
 T0 = 1_700_000_000.0

@@ -1,7 +1,0 @@
-"""PostgreSQL: engine per process, the schema (SQLAlchemy models) and its
-Alembic migrations. `python -m orchestrator.db upgrade` brings a database to head."""
-
-from orchestrator.db.engine import engine_for, session_scope
-from orchestrator.db.migrate import upgrade
-
-__all__ = ["engine_for", "session_scope", "upgrade"]
