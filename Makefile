@@ -41,10 +41,12 @@ system-deps:
 	    echo "warning: could not install$$missing; the tests that need them skip"; \
 	  else echo "note: missing$$missing and not root; the tests that need them skip"; fi; fi
 
-# Lint and format check (seconds); `make format` rewrites what the check refuses.
+# Lint, format check and the import layers (pyproject's [tool.importlinter]), in seconds;
+# `make format` rewrites what the format check refuses.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -42,8 +42,8 @@ import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
 from aiworker.embedder.v1 import embedder_pb2, embedder_pb2_grpc
+from aiworker_local.services import start_service
 from bench.common import RESULTS, percentile, report
-from tests.support.services import start_service
 
 TARGET_VS_BATCHED = 0.85  # at 32 callers
 TARGET_ALONE_VS_ONE_BY_ONE = 0.9  # at 1 caller

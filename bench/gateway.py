@@ -30,12 +30,12 @@ from typing import Any
 
 import psycopg
 
+from aiworker_local.gateway_process import start_gateway
 from bench.common import RESULTS, report, summary
 from bench.tracking import STAGES, fill, scratch_database
 from orchestrator.assembly import registry_queries
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.tracking.reading.queries import TrackingQueries
-from tests.support.gateway import start_gateway
 
 API_KEY = "bench-key-0123456789abcdef"
 STATUS_P50_MS, HISTORY_P95_MS = 10.0, 50.0

@@ -40,10 +40,10 @@ from pathlib import Path
 import grpc
 
 from aiworker.llm.v1 import llm_pb2
+from aiworker_local.infra import free_port
+from aiworker_local.procs import ManagedProcess
+from aiworker_local.services import start_service
 from bench.common import RESULTS, percentile, report, summary
-from tests.support.ports import free_port
-from tests.support.procs import ManagedProcess
-from tests.support.services import start_service
 
 TARGET = 1.5
 ECHO_SERVICE, ECHO_METHOD = "bench.Echo", "Echo"

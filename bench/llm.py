@@ -42,8 +42,8 @@ from pathlib import Path
 import grpc
 
 from aiworker.llm.v1 import llm_pb2, llm_pb2_grpc
+from aiworker_local.services import start_service
 from bench.common import RESULTS, percentile, report
-from tests.support.services import start_service
 
 TARGET_BATCHED = 4.0  # aggregate tokens/s at 8 streams vs the same requests one at a time
 TARGET_SINGLE = 0.95  # one stream vs stock generate

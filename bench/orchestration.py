@@ -57,6 +57,7 @@ import redis
 from celery import Celery
 from pydantic import BaseModel, Field
 
+from aiworker_local.services import start_service
 from bench.common import RESULTS, report
 from bench.tracking import (
     Mode,
@@ -72,7 +73,6 @@ from orchestrator.app import celery_config
 from orchestrator.assembly import tracked_app
 from orchestrator.clients import LlmClient
 from orchestrator.pipelines.stage import StageTask
-from tests.support.services import start_service
 
 THIN = "bench.thin"
 MODES = ("bare", "untracked", "tracked", "stripped", "thin", "traced")

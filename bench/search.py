@@ -31,13 +31,13 @@ from typing import Any
 import numpy as np
 import psycopg
 
+from aiworker_local.gateway_process import start_gateway
+from aiworker_local.services import start_service
 from bench.common import report, summary
 from bench.tracking import scratch_database
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.storage.db import session_scope
 from orchestrator.storage.db.documents import search
-from tests.support.gateway import start_gateway
-from tests.support.services import start_service
 
 API_KEY = "bench-search-key-0123456789"
 TARGET_P95_MS = 20.0

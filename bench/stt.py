@@ -23,11 +23,11 @@ import grpc
 from faster_whisper import WhisperModel
 
 from aiworker.stt.v1 import stt_pb2, stt_pb2_grpc
+from aiworker_local.services import start_service
 from bench.common import report
+from bench.eval.audio import ESPEAK, INTERVIEW_ANSWER, NO_ESPEAK, SAMPLES, speak, wav_seconds, word_error_rate
 from svc_stt.model import SpeechRecognizer
 from svc_stt.settings import SttSettings
-from tests.stt.audio import ESPEAK, INTERVIEW_ANSWER, NO_ESPEAK, SAMPLES, speak, wav_seconds, word_error_rate
-from tests.support.services import start_service
 
 MORE = (
     " Before that I worked on a search product, where I tuned database queries and added caching. "

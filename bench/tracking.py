@@ -37,14 +37,14 @@ import psycopg
 import redis
 from celery import Celery, chain
 
+from aiworker_local.infra import free_port, port_open
+from aiworker_local.postgres import has_pgvector, start_postgres
+from aiworker_local.procs import ManagedProcess
 from bench.common import percentile, report, summary, time_calls
 from orchestrator.assembly import registry_queries, tracked_app
 from orchestrator.pipelines.registry import PIPELINES
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.storage.db import upgrade
-from tests.support.ports import free_port, port_open
-from tests.support.postgres import has_pgvector, start_postgres
-from tests.support.procs import ManagedProcess
 
 NOOP = "bench.noop"
 QUEUE = "cpu_queue"

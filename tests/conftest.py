@@ -60,7 +60,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory, log_dir: Path) -> Iterat
 @pytest.fixture(scope="session")
 def stack(log_dir, redis_url, postgres_url, tmp_path_factory):
     """Everything running: four services, a cpu and a gpu worker, Redis, PostgreSQL."""
-    from tests.support.stack import Stack
+    from aiworker_local.stack import Stack
 
     running = Stack(log_dir, redis_url, postgres_url, tmp_path_factory.mktemp("blobs"))
     try:
@@ -75,7 +75,8 @@ def stack(log_dir, redis_url, postgres_url, tmp_path_factory):
 @pytest.fixture(scope="session")
 def gateway(stack, log_dir):
     """`aiworker-gateway` in front of the stack, ready (/readyz 200), key API_KEY."""
-    from tests.support.gateway import API_KEY, start_gateway
+    from aiworker_local.gateway_process import start_gateway
+    from tests.support.keys import API_KEY
 
     running = start_gateway(stack.env, log_dir, API_KEY, wait_ready=True)
     yield running
@@ -85,8 +86,8 @@ def gateway(stack, log_dir):
 @pytest.fixture(scope="session")
 def interview_speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     """The graded interview answers (tests/interview) spoken, by id: synthesised once a session."""
-    from tests.interview.speech import all_answer_audio
-    from tests.stt.audio import ESPEAK, NO_ESPEAK
+    from bench.eval.audio import ESPEAK, NO_ESPEAK
+    from bench.eval.speech import all_answer_audio
 
     if not ESPEAK:
         pytest.skip(NO_ESPEAK)

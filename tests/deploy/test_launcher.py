@@ -13,9 +13,8 @@ from pathlib import Path
 import psycopg
 
 from aiworker_local.demo import run_demo
-from aiworker_local.infra import EmbeddedPostgres, start_redis
-from tests.support.gateway import API_KEY
-from tests.support.ports import free_port
+from aiworker_local.infra import EmbeddedPostgres, free_port, start_redis
+from tests.support.keys import API_KEY
 
 BIN = Path(sys.executable).parent
 

@@ -20,9 +20,8 @@ import psycopg
 import pytest
 import redis
 
-from aiworker_local.infra import EmbeddedPostgres, PortTaken, redis_answers, start_kept_redis, start_redis
+from aiworker_local.infra import EmbeddedPostgres, PortTaken, free_port, redis_answers, start_kept_redis, start_redis
 from aiworker_local.procs import GaveUp, ManagedProcess, RestartPolicy, Supervisor
-from tests.support.ports import free_port
 
 BIN = Path(sys.executable).parent
 

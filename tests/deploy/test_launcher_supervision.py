@@ -25,9 +25,8 @@ import psutil
 import pytest
 
 from aiworker_local.demo import SAMPLES
-from aiworker_local.infra import port_open
+from aiworker_local.infra import free_port, port_open
 from gateway.cli import TERMINAL, GatewayClient
-from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # the first check waits for the whole start
 

@@ -2,7 +2,7 @@ import grpc
 import pytest
 
 from aiworker.embedder.v1 import embedder_pb2_grpc
-from tests.support.services import start_service
+from aiworker_local.services import start_service
 
 # Small limits so the over-limit cases stay cheap to send.
 MAX_TEXTS_PER_CALL = 32

@@ -15,8 +15,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from aiworker.embedder.v1 import embedder_pb2, embedder_pb2_grpc
+from aiworker_local.services import start_service
 from tests.embedder.support import assert_close, embed, vectors
-from tests.support.services import start_service
 
 DELAY_MS = 200
 MAX_BATCH_TOKENS = 512

@@ -10,9 +10,9 @@ import grpc
 import pytest
 
 from aiworker.embedder.v1 import embedder_pb2_grpc
+from aiworker_local.services import start_service
 from svc_embedder.settings import EmbedderSettings
 from tests.embedder.support import embed
-from tests.support.services import start_service
 
 
 def test_defaults():

@@ -11,8 +11,8 @@ import grpc
 import pytest
 
 from aiworker.embedder.v1 import embedder_pb2, embedder_pb2_grpc
+from aiworker_local.services import start_service
 from tests.embedder.support import assert_close, batch_size_histogram, embed, vectors
-from tests.support.services import start_service
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,10 @@ import kombu.exceptions
 import redis
 from celery import Celery
 
+from aiworker_local.procs import ManagedProcess
+from aiworker_local.services import RunningService, start_service
+from aiworker_local.stack import make_app
+from aiworker_local.workers import BIN, orchestrator_env, start_worker
 from orchestrator import keys
 from orchestrator.assembly import registry_queries
 from orchestrator.pipelines.submission import SubmittedPipeline, submit
@@ -26,10 +30,6 @@ from orchestrator.storage.db import upgrade
 from orchestrator.tracking.reading.queries import TrackingQueries
 from svc_parser.model import sample_pdf
 from tests.support.infra import start_redis
-from tests.support.procs import ManagedProcess
-from tests.support.services import RunningService, start_service
-from tests.support.stack import make_app
-from tests.support.workers import BIN, orchestrator_env, start_worker
 from tests.tracking.proxy import TcpProxy
 from tests.tracking.rows import task_rows, wait_for
 

@@ -23,7 +23,7 @@ from aiworker.parser.v1 import parser_pb2, parser_pb2_grpc
 from aiworker.stt.v1 import stt_pb2, stt_pb2_grpc
 from svc_parser.model import sample_pdf
 from tests.parser.pdfs import encrypted_pdf, image_only_pdf
-from tests.support.gateway import API_KEY
+from tests.support.keys import API_KEY
 from tests.tracking.rows import wait_for, wait_statuses
 
 AUTH = (("authorization", f"Bearer {API_KEY}"),)

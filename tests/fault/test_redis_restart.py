@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from aiworker_local.gateway_process import RunningGateway, start_gateway
 from tests.fault.harness import FaultStack, resume_pdf
-from tests.support.gateway import RunningGateway, start_gateway
 from tests.tracking.rows import wait_for
 
 ANSWER_WITHIN_SECONDS = 15  # "never hangs": every call during the outage answers within this

@@ -12,10 +12,11 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from aiworker.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from aiworker_local.gateway_process import start_gateway
+from aiworker_local.infra import free_port
+from aiworker_local.services import health_status, start_service
 from gateway.security import ApiKeyring
-from tests.support.gateway import API_KEY, start_gateway
-from tests.support.ports import free_port
-from tests.support.services import health_status, start_service
+from tests.support.keys import API_KEY
 
 GATEWAY_SERVICE = "aiworker.gateway.v1.Gateway"
 SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.gateway import API_KEY
+from tests.support.keys import API_KEY
 
 AIWORKER = str(Path(sys.executable).parent / "aiworker")
 SAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "samples"

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from svc_parser.model import sample_pdf
-from tests.support.gateway import API_KEY
+from tests.support.keys import API_KEY
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy
 from sqlalchemy.engine import make_url
 
+from aiworker_local.infra import free_port
 from gateway.service import PipelineGateway
 from gateway.settings import GatewaySettings
 from orchestrator.assembly import registry_queries
@@ -20,7 +21,6 @@ from orchestrator.pipelines.registry import PIPELINES
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.storage.db import upgrade
 from tests.gateway.test_rest import wait_done
-from tests.support.ports import free_port
 
 
 @pytest.fixture(scope="module")

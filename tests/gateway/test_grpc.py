@@ -10,7 +10,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 
 from aiworker.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from svc_parser.model import sample_pdf
-from tests.support.gateway import API_KEY
+from tests.support.keys import API_KEY
 
 AUTH = (("authorization", f"Bearer {API_KEY}"),)
 

@@ -23,7 +23,7 @@ from gateway.openai.errors import OpenAIRoute
 from orchestrator.clients import CallContext, EmbedderClient, LlmClient
 from orchestrator.errors import RetryableServiceError
 from tests.llm.support import wait_for_event
-from tests.support.gateway import API_KEY
+from tests.support.keys import API_KEY
 
 SAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "samples"
 TEXTS = ["Celery chains four stages.", "Redis keeps the queues and the live progress of every pipeline."]

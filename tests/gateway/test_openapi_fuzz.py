@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from aiworker_local.gateway_process import start_gateway
 from orchestrator.storage.db import upgrade
-from tests.support.gateway import API_KEY, start_gateway
 from tests.support.infra import spare_redis_database
+from tests.support.keys import API_KEY
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 

@@ -18,11 +18,12 @@ import kombu
 import pytest
 import redis
 
+from aiworker_local.gateway_process import RunningGateway, start_gateway
 from orchestrator.app import celery_config
 from orchestrator.broker.queue_state import queue_keys
 from tests.gateway.test_rest import wait_done
-from tests.support.gateway import API_KEY, RunningGateway, start_gateway
 from tests.support.infra import start_redis
+from tests.support.keys import API_KEY
 
 JUNK_PDF = b"%PDF-1.4 junk\n%%EOF"  # passes the upload check, fails parsing at once
 

@@ -313,7 +313,7 @@ def test_errors_are_json_with_a_code_and_message(client, method, path, kwargs, s
 
 
 def test_upload_over_the_limit_is_refused(stack, log_dir):
-    from tests.support.gateway import start_gateway
+    from aiworker_local.gateway_process import start_gateway
 
     small = start_gateway(stack.env, log_dir, "k", name="gateway-small", max_upload_bytes="1000")
     try:

@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from aiworker.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from orchestrator.storage.db import engine_for
-from tests.support.gateway import API_KEY
+from tests.support.keys import API_KEY
 
 AIWORKER = str(Path(sys.executable).parent / "aiworker")
 DOCUMENTS = {

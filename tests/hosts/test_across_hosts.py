@@ -29,15 +29,15 @@ import redis
 from sqlalchemy import text
 
 from aiworker_local.infra import redis_executable, start_s3
+from aiworker_local.postgres import start_postgres
+from aiworker_local.procs import ManagedProcess
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.storage.blobs import blob_store_for
 from orchestrator.storage.db import engine_for, upgrade
 from orchestrator.storage.db.engine import CONNECT_ARGS, IDLE_IN_TRANSACTION_MS
 from svc_parser.model import sample_pdf
 from tests.hosts.network import Network, netns_available
-from tests.support.gateway import API_KEY
-from tests.support.postgres import start_postgres
-from tests.support.procs import ManagedProcess
+from tests.support.keys import API_KEY
 from tests.tracking.rows import wait_for
 
 BIN = Path(sys.executable).parent

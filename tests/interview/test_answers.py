@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
-from tests.interview.answers import ANSWERS, BY_ID, Rubric
-from tests.interview.speech import room_noise
-from tests.stt.audio import wav_seconds
+from bench.eval.answers import ANSWERS, BY_ID, Rubric
+from bench.eval.audio import wav_seconds
+from bench.eval.speech import room_noise
 
 
 def test_at_least_fourteen_answers_with_unique_ids():

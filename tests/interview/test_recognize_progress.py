@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from tests.interview.speech import synthesize
-from tests.stt.audio import ESPEAK, NO_ESPEAK
+from bench.eval.audio import ESPEAK, NO_ESPEAK
+from bench.eval.speech import synthesize
 
 LONG_ANSWER = " ".join(
     [

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 import pytest
 from scipy.stats import spearmanr
 
+from bench.eval.answers import ANSWERS, HELD_OUT
 from svc_parser.model import sample_pdf
-from tests.interview.answers import ANSWERS, HELD_OUT
 
 MIN_SPEARMAN = 0.6
 # 27 answers, each recognised, scored and followed up by the real models: minutes on 2 cores.

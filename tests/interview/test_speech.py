@@ -7,9 +7,9 @@ import wave
 
 import pytest
 
-from tests.interview.answers import BY_ID
-from tests.interview.speech import answer_audio, synthesize
-from tests.stt.audio import ESPEAK, NO_ESPEAK
+from bench.eval.answers import BY_ID
+from bench.eval.audio import ESPEAK, NO_ESPEAK
+from bench.eval.speech import answer_audio, synthesize
 
 pytestmark = pytest.mark.skipif(ESPEAK is None, reason=NO_ESPEAK)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from bench.eval.answers import ANSWERS, BACKEND_RESUME, DATA_RESUME, ML_RESUME, PIPELINE_Q
 from orchestrator.domain.stt_context import MAX_PROMPT_CHARS, build_stt_context
 from orchestrator.domain.terms import distinctive_terms
-from tests.interview.answers import ANSWERS, BACKEND_RESUME, DATA_RESUME, ML_RESUME, PIPELINE_Q
 
 
 def test_the_issues_answer_gets_its_terms():

@@ -6,8 +6,8 @@ import grpc
 import pytest
 
 from aiworker.llm.v1 import llm_pb2, llm_pb2_grpc
+from aiworker_local.services import RunningService, start_service
 from tests.llm.support import MAX_BATCH_SEQUENCES, MAX_BATCH_TOKENS, MAX_NEW_TOKENS_LIMIT, MAX_QUEUED_REQUESTS
-from tests.support.services import RunningService, start_service
 
 
 @dataclass

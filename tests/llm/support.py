@@ -11,7 +11,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from aiworker.llm.v1 import llm_pb2
-from tests.support.services import RunningService
+from aiworker_local.services import RunningService
 
 # Flags of the session's service: four generations run together, one more waits
 # for a place, the next is refused; the batch's KV budget holds one generation

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from tests.support.ports import free_port
+from aiworker_local.infra import free_port
 
 ENV = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
 

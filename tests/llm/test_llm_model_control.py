@@ -9,8 +9,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from aiworker.llm.v1 import llm_pb2, llm_pb2_grpc
+from aiworker_local.services import start_service
 from tests.llm.support import generate, log_events, request, request_id
-from tests.support.services import start_service
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

@@ -19,14 +19,14 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from aiworker_local.infra import free_port
+from aiworker_local.procs import ManagedProcess
+from aiworker_local.stack import make_app
 from orchestrator import keys
 from orchestrator.storage.db import upgrade
 from orchestrator.tracking.states import FAILURE, RETRY, STARTED, SUCCESS
 from tests.observability.records import Run, later, task, write
 from tests.support.infra import database_beside, spare_redis_database
-from tests.support.ports import free_port
-from tests.support.procs import ManagedProcess
-from tests.support.stack import make_app
 from tests.tracking.rows import wait_for
 
 BIN = Path(sys.executable).parent

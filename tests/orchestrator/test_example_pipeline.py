@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.gateway import API_KEY, start_gateway
+from aiworker_local.gateway_process import start_gateway
+from aiworker_local.workers import start_worker
 from tests.support.infra import spare_redis_database
-from tests.support.workers import start_worker
+from tests.support.keys import API_KEY
 
 PLUGIN = "tests.orchestrator.example_pipeline"
 CLI = Path(sys.executable).parent / "aiworker"
@@ -30,7 +31,7 @@ def plugin_stack(stack, redis_url, log_dir):
     their own (the session's workers do not know its tasks), with the session's services."""
     with spare_redis_database(redis_url, 2) as broker:
         env = {**stack.env, "AIWORKER_BROKER_URL": broker, **PLUGIN_ENV}
-        from tests.support.stack import make_app
+        from aiworker_local.stack import make_app
 
         # This process only pings the worker: it must not import the plugin, whose tasks
         # would stay in the registry for the rest of the session.

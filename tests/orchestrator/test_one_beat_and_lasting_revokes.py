@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from aiworker_local.procs import ManagedProcess
+from aiworker_local.stack import make_app
+from aiworker_local.workers import start_worker
 from orchestrator import keys
 from orchestrator.assembly import registry_queries
 from orchestrator.broker.revokes import revoke
 from orchestrator.pipelines.submission import submit
 from tests.support.infra import spare_redis_database, start_redis
-from tests.support.procs import ManagedProcess
-from tests.support.stack import make_app
-from tests.support.workers import start_worker
 from tests.tracking.rows import wait_for
 
 BIN = Path(sys.executable).parent

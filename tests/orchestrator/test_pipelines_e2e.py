@@ -310,9 +310,9 @@ def test_service_down_at_submit_comes_up_and_the_pipeline_completes(stack):
 
 def test_beat_runs_the_periodic_cleanup(stack, log_dir, tmp_path):
     """aiworker-beat sends tasks.maintenance.cleanup on its schedule; a worker runs it."""
+    from aiworker_local.procs import ManagedProcess
+    from aiworker_local.workers import BIN
     from orchestrator.assembly import registry_queries
-    from tests.support.procs import ManagedProcess
-    from tests.support.workers import BIN
 
     env = {**stack.env, "AIWORKER_CLEANUP_INTERVAL_SECONDS": "1"}
     beat = ManagedProcess(

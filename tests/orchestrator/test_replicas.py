@@ -14,10 +14,10 @@ import urllib.request
 import psutil
 import pytest
 
+from aiworker_local.services import start_service
 from orchestrator.clients import CallContext, ChannelPool, ParserClient
 from orchestrator.errors import RetryableServiceError
 from svc_parser.model import sample_pdf
-from tests.support.services import start_service
 
 PDF = sample_pdf(["Replicas share the load."])
 

@@ -20,12 +20,12 @@ import pytest
 from celery import current_app
 
 from aiworker.embedder.v1 import embedder_pb2, embedder_pb2_grpc
+from aiworker_local.stack import make_app
+from aiworker_local.workers import orchestrator_env, start_worker
 from orchestrator.pipelines.stage import DEADLINE_MARGIN_SECONDS
 from orchestrator.pipelines.submission import submit
 from orchestrator.storage.db import upgrade
 from tests.support.infra import start_redis
-from tests.support.stack import make_app
-from tests.support.workers import orchestrator_env, start_worker
 from tests.tracking.rows import wait_statuses
 
 SOFT_LIMIT = 6  # seconds: the embed call's deadline is about 6 - 2 (margin) = 4 s

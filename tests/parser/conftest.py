@@ -1,6 +1,6 @@
 import pytest
 
-from tests.support.services import start_service
+from aiworker_local.services import start_service
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,8 @@ import time
 
 from grpc_health.v1 import health_pb2
 
-from tests.support.ports import free_port
-from tests.support.services import health_status, start_service
+from aiworker_local.infra import free_port
+from aiworker_local.services import health_status, start_service
 
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 

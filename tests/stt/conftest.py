@@ -4,8 +4,8 @@ import grpc
 import pytest
 
 from aiworker.stt.v1 import stt_pb2_grpc
-from tests.stt.audio import ESPEAK, INTERVIEW_ANSWER, SAMPLES, Speech, speak
-from tests.support.services import start_service
+from aiworker_local.services import start_service
+from bench.eval.audio import ESPEAK, INTERVIEW_ANSWER, SAMPLES, Speech, speak
 
 
 @pytest.fixture(scope="session")

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.stt.audio import SAMPLES, can_encode, reencode, speak
+from bench.eval.audio import SAMPLES, VOICE, WORDS_PER_MINUTE, can_encode, reencode, speak
 
 ANSWER = (
     "In my last project I designed a data pipeline with Celery and Redis that processed thousands "
     "of documents every day, and I reduced the failure rate by adding retries."
 )
-VOICE, WORDS_PER_MINUTE = "en-us", 165  # the clearest of espeak-ng's voices for tiny.en here
 MAX_SAMPLE_BYTES = 500 * 1024
 
 

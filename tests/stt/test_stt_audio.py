@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from faster_whisper import decode_audio as faster_whisper_decode
 
+from bench.eval.audio import reencode, silence
 from svc_runtime.errors import InvalidArgument
 from svc_stt.audio import decode_audio
-from tests.stt.audio import reencode, silence
 
 MiB = 1024 * 1024
 

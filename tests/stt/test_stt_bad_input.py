@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from aiworker.stt.v1 import stt_pb2, stt_pb2_grpc
+from aiworker_local.services import start_service
+from bench.eval.audio import Speech, reencode, silence, wav_seconds, word_error_rate
 from svc_stt.audio import wav_bytes
-from tests.stt.audio import Speech, reencode, silence, wav_seconds, word_error_rate
-from tests.support.services import start_service
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 100
 

@@ -13,11 +13,11 @@ import grpc
 import jiwer
 import pytest
 
+from bench.eval.answers import ANSWERS, BY_ID, SPOKEN
+from bench.eval.audio import normalize, word_error_rate
 from orchestrator.clients import CallContext, SttClient
 from orchestrator.domain.stt_context import build_stt_context
 from orchestrator.domain.terms import distinctive_terms
-from tests.interview.answers import ANSWERS, BY_ID, SPOKEN
-from tests.stt.audio import normalize, word_error_rate
 
 # Measured with tiny.en, int8, 2 CPU cores over 3 runs (README, "Context-aware speech recognition"):
 # pooled WER 0.188-0.196 without context, 0.146 with it (ratio 0.74-0.78); mean WER 0.175-0.212

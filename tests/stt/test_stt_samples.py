@@ -9,7 +9,7 @@ import av
 import pytest
 
 from aiworker.stt.v1 import stt_pb2
-from tests.stt.audio import SAMPLES, word_error_rate
+from bench.eval.audio import SAMPLES, word_error_rate
 from tests.stt.make_samples import ANSWER, MAX_SAMPLE_BYTES
 
 MAX_WER = 0.35

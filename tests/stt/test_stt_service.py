@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from aiworker.stt.v1 import stt_pb2
-from tests.stt.audio import ENCODINGS, can_encode, reencode, silence, wav_seconds, word_error_rate
+from bench.eval.audio import ENCODINGS, can_encode, reencode, silence, wav_seconds, word_error_rate
 
 MAX_WER = 0.35  # tiny.en on espeak-ng speech measures 0.09-0.21 here, depending on the codec
 DURATION_TOLERANCE_S = 0.1  # lossy encoders pad a few frames (AAC priming, MP3 delay)

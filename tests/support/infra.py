@@ -11,9 +11,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from aiworker_local.infra import start_redis
-from tests.support.ports import free_port, port_open
-from tests.support.postgres import has_pgvector, start_postgres
+from aiworker_local.infra import free_port, port_open, start_redis
+from aiworker_local.postgres import has_pgvector, start_postgres
 
 __all__ = ["database_beside", "postgres_for_session", "redis_for_session", "spare_redis_database", "start_redis"]
 SPARE_DATABASES = 3  # below the session's own: on the local server 14, 13 and 12 when the session has 15

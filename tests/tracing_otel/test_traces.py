@@ -18,12 +18,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from aiworker_local.gateway_process import start_gateway
+from aiworker_local.services import start_service
+from aiworker_local.stack import make_app
+from aiworker_local.workers import orchestrator_env, start_worker
 from svc_parser.model import sample_pdf
-from tests.support.gateway import API_KEY, start_gateway
 from tests.support.infra import spare_redis_database
-from tests.support.services import start_service
-from tests.support.stack import make_app
-from tests.support.workers import orchestrator_env, start_worker
+from tests.support.keys import API_KEY
 from tests.tracking.rows import wait_for
 
 

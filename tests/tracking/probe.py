@@ -14,15 +14,15 @@ from urllib.parse import urlsplit
 
 from celery import Celery
 
+from aiworker_local.procs import ManagedProcess
+from aiworker_local.services import RunningService, start_service
+from aiworker_local.stack import make_app
+from aiworker_local.workers import orchestrator_env
 from orchestrator.assembly import registry_queries
 from orchestrator.pipelines.submission import SubmittedPipeline, submit
 from orchestrator.storage.db import upgrade
 from orchestrator.tracking.reading.queries import TrackingQueries
 from tests.support.infra import start_redis
-from tests.support.procs import ManagedProcess
-from tests.support.services import RunningService, start_service
-from tests.support.stack import make_app
-from tests.support.workers import orchestrator_env
 from tests.tracking.proxy import TcpProxy
 
 CLOSED = "127.0.0.1:1"  # nothing listens there: UNAVAILABLE at once

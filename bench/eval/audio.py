@@ -1,4 +1,4 @@
-"""Audio the STT tests (and bench/stt.py, deploy/samples) make: speech from
+"""Audio the STT tests, the benchmarks and the evaluations make (and deploy/samples): speech from
 espeak-ng, re-encoded with PyAV into other containers/codecs, silence, and the
 word error rate of a transcript."""
 
@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "deploy" / "samples"
 
 ESPEAK = shutil.which("espeak-ng")
+VOICE, WORDS_PER_MINUTE = "en-us", 165  # the clearest of espeak-ng's voices for tiny.en here
 NO_ESPEAK = "espeak-ng is not installed (apt-get install espeak-ng, or `make system-deps`)"
 
 # Plain words, no numbers (Whisper writes "5" for "five", which WER would count as a miss).

@@ -1,4 +1,4 @@
-"""A PostgreSQL server of the tests' own, over TCP, from the pgserver package's
+"""A PostgreSQL server of our own, over TCP, from the pgserver package's
 binaries (which ship pgvector): for a session whose local server lacks
 pgvector, for the benchmarks, and for the hosts of tests/hosts (inside a
 network namespace). pgserver initialises the data folder (as its own system
@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.procs import ManagedProcess
+from aiworker_local.procs import ManagedProcess
 
 
 @dataclass

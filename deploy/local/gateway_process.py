@@ -8,11 +8,10 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.ports import free_port
-from tests.support.procs import ManagedProcess
+from aiworker_local.infra import free_port
+from aiworker_local.procs import ManagedProcess
 
 BIN = Path(sys.executable).parent
-API_KEY = "test-key-0123456789"  # the session gateway's key
 
 
 @dataclass

@@ -1,6 +1,6 @@
-"""The whole back end for end-to-end tests: the four model services, one worker
-per queue, Redis, PostgreSQL (migrated), a blob folder, and a test-side Celery
-app configured exactly like the workers."""
+"""The whole back end as processes, for end-to-end tests and evaluations: the four
+model services, one worker per queue, Redis, PostgreSQL (migrated), a blob folder,
+and a caller-side Celery app configured exactly like the workers."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from typing import Any
 
 from celery import Celery
 
+from aiworker_local.procs import ManagedProcess
+from aiworker_local.services import RunningService, start_service
+from aiworker_local.workers import orchestrator_env, start_worker
 from orchestrator.assembly import tracked_app
 from orchestrator.pipelines.submission import SubmittedPipeline, submit
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.storage.db import upgrade
 from svc_runtime.catalogue import SERVICES
-from tests.support.procs import ManagedProcess
-from tests.support.services import RunningService, start_service
-from tests.support.workers import orchestrator_env, start_worker
 
 TERMINAL = {"SUCCESS", "FAILURE", "REVOKED"}
 
@@ -62,7 +62,7 @@ class Stack:
             with ThreadPoolExecutor(max_workers=max(len(group), 1)) as pool:
                 list(pool.map(lambda proc: proc.stop(), group))
 
-    # -- helpers for tests ---------------------------------------------------
+    # -- what callers use ---------------------------------------------------
     def submit(self, name: str, payload: dict[str, Any], **kwargs: Any) -> SubmittedPipeline:
         return submit(self.app, name, payload, **kwargs)
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from celery import Celery
 
+from aiworker_local.procs import ManagedProcess
 from svc_runtime.catalogue import SERVICES
-from tests.support.procs import ManagedProcess
 
 BIN = Path(sys.executable).parent
 

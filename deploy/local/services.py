@@ -10,9 +10,9 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from aiworker_local.infra import free_port
+from aiworker_local.procs import ManagedProcess
 from svc_runtime.catalogue import SERVICES
-from tests.support.ports import free_port
-from tests.support.procs import ManagedProcess
 
 
 def health_status(address: str, service: str = "", timeout: float = 2.0) -> int:

@@ -3,7 +3,7 @@ cached in a folder by a key of the text, voice, speed and espeak-ng version (so 
 session synthesises each once). A silent answer is four seconds of quiet room
 noise (a real silent recording is never all zeros).
 
-`python -m tests.interview.speech DIR` writes them all to DIR."""
+`python -m bench.eval.speech DIR` writes them all to DIR."""
 
 from __future__ import annotations
 
@@ -15,10 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.eval.answers import ANSWERS, Answer
+from bench.eval.audio import ESPEAK, NO_ESPEAK, VOICE, WORDS_PER_MINUTE, reencode, speak
 from svc_stt.audio import SAMPLE_RATE, wav_bytes
-from tests.interview.answers import ANSWERS, Answer
-from tests.stt.audio import ESPEAK, NO_ESPEAK, reencode, speak
-from tests.stt.make_samples import VOICE, WORDS_PER_MINUTE
 
 SILENT_SECONDS = 4.0
 ROOM_NOISE_RMS = 0.003  # about -50 dBFS
@@ -63,7 +62,7 @@ def all_answer_audio(cache_dir: Path) -> dict[str, bytes]:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m tests.interview.speech DIR")
+        sys.exit("usage: python -m bench.eval.speech DIR")
     folder = Path(sys.argv[1])
     for answer_id, data in all_answer_audio(folder).items():
         print(f"{answer_id}: {len(data)} bytes")

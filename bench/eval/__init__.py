@@ -1,0 +1,1 @@
+"""Evaluations (`make eval`) and the data they share with the tests: graded interview answers, speech."""
