@@ -12,7 +12,7 @@ TORCH_VERSION ?= 2.13.0
 TORCH_INDEX_URL ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps lint format test protos bench demo up clean
+.PHONY: install system-deps lint format check test eval protos bench demo up clean
 # Debian packages some tests use (speech synthesis; headless browser; promtool, from prometheus,
 # for the alert rules). Installed when we are root with apt-get; elsewhere those tests skip and say why.
 SYSTEM_COMMANDS := espeak-ng:espeak-ng chromium:chromium promtool:prometheus
@@ -61,6 +61,14 @@ BENCHES := embedder stt llm grpc_overhead orchestration tracking gateway search
 bench: install
 	@for b in $(BENCHES); do echo "== bench.$$b"; $(BIN)/python -m bench.$$b || exit 1; done
 	$(BIN)/python -m bench.summary
+
+# The evaluations, out of make test for their minutes: speech recognition with context (word error
+# rates over the graded spoken answers) and interview scoring (Spearman of the scores against the
+# grades of 27 answers, through the whole system). Exit 1 when a target is missed; figures in
+# bench/results/eval_*.json. ~10 min on 2 cores.
+eval: install system-deps
+	$(BIN)/python -m bench.eval.stt_context
+	$(BIN)/python -m bench.eval.interview
 
 # On a machine with an NVIDIA GPU and PyTorch (no project venv, no network needed): svc-llm's
 # continuous batching and svc-embedder's batching on CUDA with random-weight models of the bundled

@@ -84,11 +84,12 @@ def gateway(stack, log_dir):
 
 
 @pytest.fixture(scope="session")
-def interview_speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
-    """The graded interview answers (tests/interview) spoken, by id: synthesised once a session."""
+def interview_speech(tmp_path_factory: pytest.TempPathFactory):
+    """The graded interview answers (bench/eval/answers.py) spoken, by id: each synthesised
+    when first used, once a session."""
     from bench.eval.audio import ESPEAK, NO_ESPEAK
-    from bench.eval.speech import all_answer_audio
+    from bench.eval.speech import SpokenAnswers
 
     if not ESPEAK:
         pytest.skip(NO_ESPEAK)
-    return all_answer_audio(tmp_path_factory.mktemp("interview-speech"))
+    return SpokenAnswers(tmp_path_factory.mktemp("interview-speech"))

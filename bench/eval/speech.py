@@ -11,11 +11,12 @@ import functools
 import hashlib
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 
-from bench.eval.answers import ANSWERS, Answer
+from bench.eval.answers import ANSWERS, BY_ID, Answer
 from bench.eval.audio import ESPEAK, NO_ESPEAK, VOICE, WORDS_PER_MINUTE, reencode, speak
 from svc_stt.audio import SAMPLE_RATE, wav_bytes
 
@@ -58,6 +59,23 @@ def answer_audio(answer: Answer, cache_dir: Path) -> bytes:
 def all_answer_audio(cache_dir: Path) -> dict[str, bytes]:
     """Every answer's WAV by id."""
     return {answer.id: answer_audio(answer, cache_dir) for answer in ANSWERS}
+
+
+class SpokenAnswers(Mapping[str, bytes]):
+    """Answers' WAVs by id, each synthesised when first asked for (a smoke test speaks
+    only the few it uses), then read from the cache."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.cache_dir = cache_dir
+
+    def __getitem__(self, answer_id: str) -> bytes:
+        return answer_audio(BY_ID[answer_id], self.cache_dir)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(BY_ID)
+
+    def __len__(self) -> int:
+        return len(BY_ID)
 
 
 if __name__ == "__main__":
