@@ -86,6 +86,18 @@ class PipelineType(BaseModel):
     default_seconds: float
 
 
+class States(BaseModel):
+    """The status vocabulary: the values of a task's `status` and of a pipeline's `overall_state`."""
+
+    task_statuses: list[str] = Field(
+        description="every status a tracked task can hold (history's `status` filter takes these); "
+        "a running stage's live status can also read PROGRESS"
+    )
+    task_terminal: list[str] = Field(description="the task statuses that end it (`ready` is true)")
+    pipeline_states: list[str] = Field(description="every overall state of a pipeline")
+    pipeline_terminal: list[str] = Field(description="the overall states a pipeline ends in")
+
+
 class PipelineResultBody(BaseModel):
     pipeline_id: str
     pipeline: str
