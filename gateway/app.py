@@ -19,7 +19,7 @@ from prometheus_client import Counter, Histogram
 from gateway.grpc_api import ApiKeyInterceptor, GatewayServicer
 from gateway.health import HealthAggregator
 from gateway.openai import install as install_openai
-from gateway.rest import routes_health, routes_metrics, routes_pipelines, routes_search, routes_tasks
+from gateway.rest import routes_health, routes_metrics, routes_pipelines, routes_search, routes_states, routes_tasks
 from gateway.rest.errors import error_body, install_error_handlers
 from gateway.search import SearchService
 from gateway.security import ApiKeyring
@@ -108,7 +108,7 @@ def create_app(
     app.state.health = health
     install_error_handlers(app)
     tracing.instrument_fastapi(app)
-    for module in (routes_health, routes_tasks, routes_pipelines, routes_search, routes_metrics):
+    for module in (routes_health, routes_tasks, routes_pipelines, routes_search, routes_metrics, routes_states):
         app.include_router(module.router)
     app.include_router(routes_pipelines.submit_router())
     app.include_router(routes_pipelines.types_router)

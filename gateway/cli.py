@@ -1,15 +1,20 @@
 """`aiworker`: the command line client of the gateway (REST + API key), for
 people and shell scripts.
 
-    aiworker submit ai-pipeline --text "..."        aiworker submit resume cv.pdf --watch
-    aiworker submit <pipeline> [file] --set key=value (any registered pipeline)
+    aiworker pipelines [--json]                      aiworker submit resume cv.pdf --watch
+    aiworker submit ai-pipeline --text "..."         aiworker submit <pipeline> [file] --set key=value
     aiworker watch <pipeline-id>                     aiworker status <pipeline-id> [--json]
     aiworker result <pipeline-id>                    aiworker history --hours 24 --status FAILURE
     aiworker health
 
 Gateway URL and key: --url / AIWORKER_URL (default http://127.0.0.1:8000),
 --api-key / AIWORKER_API_KEY. Exit codes: 0 ok, 1 pipeline failed or not ready,
-2 usage or request error."""
+2 usage or request error.
+
+It is HTTP only (httpx, rich): the pipelines it offers and the states it waits
+for are the gateway's, read from /api/v1/pipeline-types and /api/v1/states, so a
+pipeline the server loads (AIWORKER_PIPELINE_MODULES) is known here too, and
+nothing of the task code is installed or imported."""
 
 from __future__ import annotations
 
@@ -25,13 +30,10 @@ from typing import Any
 
 import httpx
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from orchestrator.pipelines.registry import PIPELINES, load_pipeline_modules, pipeline_of
-from orchestrator.settings import OrchestratorSettings
-
-TERMINAL = {"SUCCESS", "FAILURE", "REVOKED"}
 console = Console()
 
 
@@ -43,6 +45,7 @@ class GatewayClient:
     def __init__(self, url: str, api_key: str | None, timeout: float = 30) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+        self._states: dict[str, list[str]] | None = None
 
     def _data(self, response: httpx.Response) -> Any:
         try:
@@ -71,6 +74,15 @@ class GatewayClient:
                     f"/api/v1/pipelines/{pipeline}", files={"file": (path.name, handle, content_type)}, data=form
                 )
             )
+
+    def pipeline_types(self) -> list[dict]:
+        return self._data(self.http.get("/api/v1/pipeline-types"))
+
+    def states(self) -> dict[str, list[str]]:
+        """The status vocabulary (task statuses, pipeline states, which are final); read once."""
+        if self._states is None:
+            self._states = self._data(self.http.get("/api/v1/states"))
+        return self._states
 
     def search(self, query: str, k: int = 5, kind: str | None = None, document_ids: list[str] | None = None) -> dict:
         body = {"query": query, "k": k, "kind": kind, "document_ids": document_ids}
@@ -104,6 +116,7 @@ def watch(
     labels: dict[str, str] | None = None,
 ) -> dict[str, dict]:
     """Progress bars (one per pipeline, with the running stage) until all end."""
+    terminal = set(client.states()["pipeline_terminal"])
     final: dict[str, dict] = {}
     columns = (
         TextColumn("{task.description:<22}"),
@@ -132,7 +145,7 @@ def watch(
                 running = next((t for t in status["tasks"] if not t["ready"]), None)
                 stage = running["task_name"].rsplit(".", 1)[-1] if running else ""
                 progress.update(bars[pid], completed=status["progress"], state=status["overall_state"], stage=stage)
-                if status["overall_state"] in TERMINAL and all(t["ready"] for t in status["tasks"]):
+                if status["overall_state"] in terminal and all(t["ready"] for t in status["tasks"]):
                     final[pid] = status
             time.sleep(interval)
     return final
@@ -172,21 +185,35 @@ def _input_fields(args: argparse.Namespace) -> dict[str, Any]:
     return fields
 
 
+def pipeline_type(client: GatewayClient, name: str) -> dict:
+    """The gateway's registry entry for `name` (its slug or name, `-` or `_`)."""
+    types = client.pipeline_types()
+    wanted = name.replace("-", "_")
+    for entry in types:
+        if wanted in (entry["name"].replace("-", "_"), entry["slug"].replace("-", "_")):
+            return entry
+    raise ApiError(f"unknown pipeline {name!r}; the gateway has: {', '.join(sorted(t['slug'] for t in types))}")
+
+
 def _cmd_submit(client: GatewayClient, args: argparse.Namespace) -> int:
-    spec = pipeline_of(args.pipeline)
+    spec = pipeline_type(client, args.pipeline)
+    slug, files = spec["slug"], spec["files"]
     fields = _input_fields(args)
-    if spec.uploads:
+    if files:
         if not args.file:
-            raise ApiError(f"{spec.slug} needs a file ({spec.uploads[0].description})")
-        submitted = client.submit_file(spec.slug, Path(args.file), fields, args.priority)
+            raise ApiError(f"{slug} needs a file ({files[0]['description']})")
+        submitted = client.submit_file(slug, Path(args.file), fields, args.priority)
     else:
-        if spec.name == "ai_pipeline" and "text" not in fields:
+        # A pipeline taking text and no file takes it as --text, from the file named, or from stdin.
+        if "text" in spec["input_schema"].get("required", []) and "text" not in fields:
             fields["text"] = (
                 args.text if args.text is not None else Path(args.file).read_text() if args.file else sys.stdin.read()
             )
+        elif args.file:
+            raise ApiError(f"{slug} takes no file")
         elif args.text is not None:
             fields["text"] = args.text
-        submitted = client.submit(spec.slug, fields, args.priority)
+        submitted = client.submit(slug, fields, args.priority)
     if args.json:
         print(json.dumps(submitted))
     else:
@@ -196,6 +223,28 @@ def _cmd_submit(client: GatewayClient, args: argparse.Namespace) -> int:
         )
     if args.watch:
         return _finish(client, [submitted["pipeline_id"]], args.json)
+    return 0
+
+
+def _cmd_pipelines(client: GatewayClient, args: argparse.Namespace) -> int:
+    types = client.pipeline_types()
+    if args.json:
+        print(json.dumps(types))
+        return 0
+    table = Table(title=escape(f"{len(types)} pipelines (aiworker submit <pipeline> [file] --set key=value)"))
+    for column in ("pipeline", "stages (queue)", "inputs ([optional])", "description"):
+        table.add_column(escape(column), overflow="fold")
+    for entry in types:
+        schema = entry["input_schema"]
+        required = set(schema.get("required", []))
+        inputs = [f"{f['field']}: file, {f['description']}" for f in entry["files"]] + [
+            key if key in required else f"[{key}]" for key in schema.get("properties", {})
+        ]
+        stages = [f"{s['task_name']} ({s['queue']})" for s in entry["stages"]]  # as `history --task-name` takes them
+        table.add_row(
+            *(escape(cell) for cell in (entry["slug"], "\n".join(stages), "\n".join(inputs), entry["description"]))
+        )
+    console.print(table)
     return 0
 
 
@@ -293,21 +342,22 @@ def _cmd_retry(client: GatewayClient, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The commands; `submit` offers every registered pipeline (AIWORKER_PIPELINE_MODULES'
-    too, when set as for the gateway)."""
-    load_pipeline_modules(OrchestratorSettings().pipeline_modules)
+    """The commands. Nothing here asks the gateway: --help works without one, and
+    `submit` checks its pipeline against the gateway's when it runs."""
     parser = argparse.ArgumentParser(prog="aiworker", description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default=os.environ.get("AIWORKER_URL", "http://127.0.0.1:8000"))
     parser.add_argument("--api-key", default=os.environ.get("AIWORKER_API_KEY"))
     sub = parser.add_subparsers(dest="command", required=True)
 
+    pipelines = sub.add_parser("pipelines", help="the gateway's pipelines: stages, inputs (table)")
+    pipelines.add_argument("--json", action="store_true")
+    pipelines.set_defaults(run=_cmd_pipelines)
+
     submit = sub.add_parser("submit", help="submit a pipeline")
+    submit.add_argument("pipeline", help="its name or slug, as `aiworker pipelines` lists them")
     submit.add_argument(
-        "pipeline",
-        choices=sorted(spec.slug for spec in PIPELINES.values()),
-        help="; ".join(f"{spec.slug}: {spec.description}" for spec in PIPELINES.values()),
+        "file", nargs="?", help="the pipeline's file; for one taking text and no file, a text file (or stdin)"
     )
-    submit.add_argument("file", nargs="?", help="the pipeline's file; for ai-pipeline a text file (or stdin)")
     submit.add_argument("--set", action="append", metavar="KEY=VALUE", help="an input field (JSON values allowed)")
     submit.add_argument("--text", help="ai-pipeline text")
     submit.add_argument("--task", choices=["summarize", "keywords", "sentiment"], help="ai-pipeline task")

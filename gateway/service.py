@@ -21,19 +21,26 @@ from celery import Celery
 from gateway.settings import GatewaySettings
 from orchestrator.broker.revokes import revoke
 from orchestrator.errors import InvalidInput, RetryableServiceError
-from orchestrator.pipelines import uploads
-from orchestrator.pipelines.registry import PipelineSpec, UploadSpec, pipeline_of
-from orchestrator.pipelines.submission import SubmittedPipeline, resend_from, submit
-from orchestrator.pipelines.uploads import IncomingFile
+from orchestrator.pipelines.registry.registry.registry import PipelineSpec, UploadSpec, pipeline_of, uploads
+from orchestrator.pipelines.registry.registry.submission import SubmittedPipeline, resend_from, submit
+from orchestrator.pipelines.registry.registry.uploads import IncomingFile
 from orchestrator.tracking.reading.queries import TrackingQueries
-from orchestrator.tracking.states import RECORDED, SUCCESS
+from orchestrator.tracking.states import (
+    FAILURE,
+    PENDING,
+    PIPELINE_TERMINAL,
+    PROGRESS,
+    RECORDED,
+    RETRY,
+    STARTED,
+    SUCCESS,
+)
 from orchestrator.tracking.views import HistoryPage, Metrics, PipelineStatus, PipelineSummary, TaskRecord
 from svc_runtime.errors import FailedPrecondition, Gone, InvalidArgument, MalformedRequest, NotFound, Unavailable
 from svc_runtime.logs import get_logger
 
 log = get_logger(__name__)
 
-TERMINAL_STATES = {"SUCCESS", "FAILURE", "REVOKED"}
 SUBMIT_TIMEOUT_SECONDS = 10.0
 BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.ConnectionError, OSError, asyncio.TimeoutError)
 
@@ -44,7 +51,7 @@ class Submission:
     pipeline: str
     task_ids: list[str]
     estimated_seconds: float
-    status: str = "PENDING"
+    status: str = PENDING
 
 
 @dataclass
@@ -154,7 +161,7 @@ class PipelineGateway:
         if status.overall_state != SUCCESS:
             raise FailedPrecondition(
                 f"pipeline {pipeline_id} is {status.overall_state}: it has a result once it succeeds"
-                + (" (see its status for the error)" if status.overall_state in TERMINAL_STATES else "")
+                + (" (see its status for the error)" if status.overall_state in PIPELINE_TERMINAL else "")
             )
         last = status.tasks[-1]
         outcome = self.app.AsyncResult(last.task_id)
@@ -219,9 +226,9 @@ class PipelineGateway:
         """Revokes every stage that has not finished; with `terminate`, the
         running stage's process is stopped too (SIGTERM)."""
         status = await self.status(pipeline_id)
-        pending = [t.task_id for t in status.tasks if t.status in ("PENDING", "RETRY")]
-        running = [t.task_id for t in status.tasks if t.status in ("STARTED", "PROGRESS")]
-        if status.overall_state in TERMINAL_STATES:
+        pending = [t.task_id for t in status.tasks if t.status in (PENDING, RETRY)]
+        running = [t.task_id for t in status.tasks if t.status in (STARTED, PROGRESS)]
+        if status.overall_state in PIPELINE_TERMINAL:
             raise FailedPrecondition(f"pipeline {pipeline_id} already ended ({status.overall_state})")
 
         def cancel_all() -> None:
@@ -245,11 +252,11 @@ class PipelineGateway:
         """Re-runs a failed pipeline from its failed stage, with that stage's own
         input (kept in the result backend), reusing what the stages before it made."""
         status = await self.status(pipeline_id)
-        if status.overall_state != "FAILURE":
+        if status.overall_state != FAILURE:
             raise FailedPrecondition(
                 f"pipeline {pipeline_id} is {status.overall_state}; only a failed one can be retried"
             )
-        failed = next(t for t in status.tasks if t.status == "FAILURE")
+        failed = next(t for t in status.tasks if t.status == FAILURE)
         spec = pipeline_of(status.pipeline)
         index = failed.stage_index if failed.stage_index is not None else failed.step - 1
         kept = await self._tracking(self.queries.stage_input, pipeline_id, index)
@@ -278,7 +285,7 @@ class PipelineGateway:
             raise Unavailable(f"the task broker is unavailable, nothing was retried: {exc or 'timeout'}") from None
         log.info("pipeline_retried", pipeline_id=pipeline_id, from_stage=failed.task_name)
         await self._until_visible(pipeline_id, index, task_ids[0])
-        return Submission(pipeline_id, spec.name, task_ids, await self.estimate(spec.name), status="PENDING")
+        return Submission(pipeline_id, spec.name, task_ids, await self.estimate(spec.name), status=PENDING)
 
     async def _until_visible(self, pipeline_id: str, stage_index: int, task_id: str, timeout: float = 5.0) -> None:
         """Read-your-writes for a retry: returns once the status shows the new
@@ -302,6 +309,6 @@ class PipelineGateway:
             if snapshot != last:
                 last = snapshot
                 yield status
-            if status.overall_state in TERMINAL_STATES and all(t.ready for t in status.tasks):
+            if status.overall_state in PIPELINE_TERMINAL and all(t.ready for t in status.tasks):
                 return
             await asyncio.sleep(self.settings.watch_interval_seconds)

@@ -11,6 +11,7 @@ import * as summary from "./summary.js";
 import * as overview from "./overview.js";
 import * as history from "./history.js";
 import { closePipeline, openPipeline } from "./pipeline.js";
+import { loadStates } from "./states.js";
 
 const TITLE = "aiworker dashboard";
 let current = null;
@@ -58,6 +59,13 @@ function route() {
 }
 let routed = false;
 
+// The status vocabulary, before the views read it; like every /api call it needs the key,
+// so without one it is read once the key is entered.
+async function loadVocabulary() {
+  try { await loadStates(); } catch (_) { return; }
+  history.setStatuses();
+}
+
 async function loadPipelineTypes() {
   let types;
   try { types = await api("/api/v1/pipeline-types"); } catch (_) { return; }
@@ -84,12 +92,13 @@ function refreshMetrics() {
   if (auth.key) summary.refreshMetrics();
 }
 
-$("#key-form").addEventListener("submit", (event) => {
+$("#key-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   setKey($("#api-key").value.trim());
   $("#key-state").textContent = auth.key ? "" : "no key";
   loadPipelineTypes();
   refreshMetrics();
+  await loadVocabulary();
   route();
   refreshChart();
 });
@@ -102,8 +111,10 @@ if (!auth.key) $("#key-state").textContent = "enter the API key to see pipelines
 loadPipelineTypes();
 summary.refreshHealth();
 refreshMetrics();
-route();
-refreshChart();
+loadVocabulary().then(() => {
+  route();
+  refreshChart();
+});
 setInterval(summary.refreshHealth, 5000);
 setInterval(refreshOverview, 4000);
 setInterval(refreshMetrics, 10000);

@@ -25,8 +25,6 @@ export function badge(state, text = state) {
   return el("span", { class: "badge", "data-state": state || "", text: text || "—" });
 }
 
-export const TERMINAL = new Set(["SUCCESS", "FAILURE", "REVOKED"]);
-
 export function shortTask(name) {
   return (name || "").replace(/^tasks\./, "");
 }

@@ -5,9 +5,9 @@
 
 import { $, badge, el, seconds, shortTask, timeCell, withoutType } from "./dom.js";
 import { api } from "./api.js";
+import { TASK_STATUSES } from "./states.js";
 
 const PAGE_SIZE = 50;
-const STATUSES = ["PENDING", "STARTED", "RETRY", "REJECTED", "SUCCESS", "FAILURE", "REVOKED", "IGNORED", "SKIPPED"];
 const FILTERS = ["hours", "status", "pipeline", "task_name"];
 
 let types = [];
@@ -16,7 +16,14 @@ let page = 0;
 let filters = {};
 let pageSize = PAGE_SIZE;
 
-$("#history-status").append(...STATUSES.map((s) => el("option", { value: s, text: s })));
+// The status choices, once the vocabulary is loaded (states.js).
+export function setStatuses() {
+  const select = $("#history-status");
+  const chosen = filters.status || select.value;
+  select.replaceChildren(el("option", { value: "", text: "any" }),
+    ...TASK_STATUSES.map((s) => el("option", { value: s, text: s })));
+  select.value = TASK_STATUSES.includes(chosen) ? chosen : "";
+}
 
 export function setPipelineTypes(list) {
   types = list;
@@ -81,7 +88,7 @@ export function openHistory(params) {
     hours.append(el("option", { value: filters.hours, text: `${filters.hours} hours` }));
   }
   hours.value = filters.hours;
-  $("#history-status").value = STATUSES.includes(filters.status) ? filters.status : "";
+  $("#history-status").value = TASK_STATUSES.includes(filters.status) ? filters.status : "";
   $("#history-pipeline").value = filters.pipeline;
   fillTasks();
   pages = [null];

@@ -1,9 +1,10 @@
 // The overview: submit forms, the live list of recent pipelines with stage
 // bars (each opens its pipeline), and the durations chart.
 
-import { $, badge, el, shortTask, stageLabel, TERMINAL } from "./dom.js";
+import { $, badge, el, shortTask, stageLabel } from "./dom.js";
 import { api, follow, onStatus, postJson } from "./api.js";
 import { drawDurations } from "./chart.js";
+import { PIPELINE_TERMINAL } from "./states.js";
 
 const LIST_SIZE = 15;
 
@@ -56,9 +57,10 @@ export async function refreshPipelines() {
   const recent = await api(`/api/v1/pipelines?limit=${LIST_SIZE}`);
   for (const summary of [...recent].reverse()) {
     const box = document.getElementById(`p-${summary.pipeline_id}`);
-    const stale = box && box.dataset.state !== summary.overall_state && TERMINAL.has(summary.overall_state);
+    const ended = PIPELINE_TERMINAL.has(summary.overall_state);
+    const stale = box && ended && box.dataset.state !== summary.overall_state;
     if (!box || stale) renderPipeline(await api(`/api/v1/pipelines/${summary.pipeline_id}`));
-    if (!TERMINAL.has(summary.overall_state)) follow(summary.pipeline_id);
+    if (!ended) follow(summary.pipeline_id);
   }
 }
 

@@ -6,11 +6,12 @@
 // queued time, errors, tracebacks, earlier attempts; where the gateway lacks it,
 // the status's per-stage summaries stand in), /{id}/result, /{id}/events.
 
-import { $, badge, el, elapsed, facts, seconds, shortTask, stageLabel, TERMINAL, timeCell, withoutType } from "./dom.js";
+import { $, badge, el, elapsed, facts, seconds, shortTask, stageLabel, timeCell, withoutType } from "./dom.js";
 import { api, follow, onStatus } from "./api.js";
 import { confirmAction } from "./dialog.js";
 import { stageBar } from "./overview.js";
 import { renderResult } from "./results.js";
+import { PIPELINE_TERMINAL } from "./states.js";
 import { p95Of } from "./summary.js";
 
 let view = null; // {id, status, records (null: not available), stagesKey, resultFor, loading}
@@ -48,7 +49,7 @@ async function refresh() {
   }
   if (!view || view.id !== id) return;
   await show(status);
-  if (!TERMINAL.has(status.overall_state) || !status.tasks.every((t) => t.ready)) watch(id);
+  if (!PIPELINE_TERMINAL.has(status.overall_state) || !status.tasks.every((t) => t.ready)) watch(id);
 }
 
 // Follows the events while the pipeline runs; when the stream ends early (the
@@ -121,7 +122,7 @@ function renderHead(status) {
   $("#pipeline-history-link").href = `#/history?pipeline=${encodeURIComponent(status.pipeline)}`;
   $("#pipeline-history-link").textContent = `history of ${status.pipeline}`;
   const finished = status.tasks.map((t) => t.completed_at).filter(Boolean).sort().pop();
-  const ended = TERMINAL.has(status.overall_state);
+  const ended = PIPELINE_TERMINAL.has(status.overall_state);
   $("#pipeline-facts").replaceChildren(...facts([
     ["Id", el("code", { text: status.pipeline_id })],
     ["Submitted", timeCell(status.created_at)],
@@ -147,9 +148,10 @@ function recordsOf(stage) {
 }
 
 function renderStages(status) {
+  const ended = PIPELINE_TERMINAL.has(status.overall_state);
   const rows = status.tasks.map((task) => {
     const { own, earlier } = recordsOf(task);
-    const notRun = task.status === "SKIPPED" || (TERMINAL.has(status.overall_state) && task.status === "PENDING");
+    const notRun = task.status === "SKIPPED" || (ended && task.status === "PENDING");
     const queued = own ? own.created_at : null;
     const waited = elapsed(queued, task.started_at);
     const reruns = earlier.length ? `+${earlier.length} earlier run${earlier.length > 1 ? "s" : ""}` : "";
@@ -176,7 +178,7 @@ function renderStages(status) {
 }
 
 function renderLiveOutput(status) {
-  const live = status.partial_output && !TERMINAL.has(status.overall_state);
+  const live = status.partial_output && !PIPELINE_TERMINAL.has(status.overall_state);
   $("#live-output").hidden = !live;
   if (!live) return;
   const pre = $("#partial-output");

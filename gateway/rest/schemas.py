@@ -7,7 +7,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
-from orchestrator.pipelines.tasks.ai_pipeline import MAX_TEXT_CHARS, AiPipelineInput
+from orchestrator.pipelines.registry.tasks.ai_pipeline import MAX_TEXT_CHARS, AiPipelineInput
 
 T = TypeVar("T")
 
@@ -84,6 +84,18 @@ class PipelineType(BaseModel):
     input_schema: dict[str, Any] = Field(description="JSON schema of its input fields (files excluded)")
     default_priority: int
     default_seconds: float
+
+
+class States(BaseModel):
+    """The status vocabulary: the values of a task's `status` and of a pipeline's `overall_state`."""
+
+    task_statuses: list[str] = Field(
+        description="every status a tracked task can hold (history's `status` filter takes these); "
+        "a running stage's live status can also read PROGRESS"
+    )
+    task_terminal: list[str] = Field(description="the task statuses that end it (`ready` is true)")
+    pipeline_states: list[str] = Field(description="every overall state of a pipeline")
+    pipeline_terminal: list[str] = Field(description="the overall states a pipeline ends in")
 
 
 class PipelineResultBody(BaseModel):

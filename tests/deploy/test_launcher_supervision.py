@@ -26,7 +26,8 @@ import pytest
 
 from aiworker_local.demo import SAMPLES
 from aiworker_local.infra import free_port, port_open
-from gateway.cli import TERMINAL, GatewayClient
+from gateway.cli import GatewayClient
+from orchestrator.tracking.states import PIPELINE_TERMINAL
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # the first check waits for the whole start
 
@@ -122,7 +123,7 @@ def run_resume(launcher: Launcher, timeout: float = 180) -> dict:
     client = launcher.client()
     pipeline_id = client.submit_file("resume", SAMPLES / "resume.pdf", {})["pipeline_id"]
     deadline = time.monotonic() + timeout
-    while (status := client.status(pipeline_id))["overall_state"] not in TERMINAL:
+    while (status := client.status(pipeline_id))["overall_state"] not in PIPELINE_TERMINAL:
         assert time.monotonic() < deadline, f"resume pipeline not done after {timeout:.0f}s: {status}"
         time.sleep(0.5)
     return status

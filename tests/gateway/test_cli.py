@@ -1,4 +1,5 @@
-"""`aiworker`, the command line client, against the running gateway."""
+"""`aiworker`, the command line client, against the running gateway; what it
+imports (HTTP and tables only); its help without a gateway."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
+from aiworker_local.infra import free_port
 from tests.support.keys import API_KEY
 
 AIWORKER = str(Path(sys.executable).parent / "aiworker")
@@ -57,3 +60,42 @@ def test_errors_exit_2_with_the_message(gateway):
     assert missing.returncode == 2 and "NOT_FOUND" in missing.stdout
     bad_file = run(gateway, "submit", "resume", str(SAMPLES / "answer.txt"))
     assert bad_file.returncode == 2 and "PDF" in bad_file.stdout
+
+
+# What the client must not load: the task code and the server side's libraries.
+SERVER_SIDE = ("orchestrator", "celery", "sqlalchemy", "redis", "grpc", "fastapi", "torch", "svc_runtime")
+
+
+def test_the_cli_imports_http_and_rich_only():
+    code = "import gateway.cli, json, sys; print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    top_level = set(json.loads(loaded.stdout))
+    assert {"gateway", "httpx", "rich"} <= top_level
+    assert top_level.isdisjoint(SERVER_SIDE), sorted(top_level & set(SERVER_SIDE))
+
+
+def test_help_needs_no_gateway():
+    nowhere = SimpleNamespace(url=f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    shown = {args[0]: run(nowhere, *args, timeout=60) for args in (["--help"], ["submit", "--help"])}
+    assert all(done.returncode == 0 for done in shown.values()), shown
+    assert "pipelines" in shown["--help"].stdout and "`aiworker pipelines`" in shown["submit"].stdout
+
+
+def test_pipelines_lists_the_gateways_and_submit_refuses_others(gateway):
+    with gateway.client() as client:
+        served = client.get("/api/v1/pipeline-types").json()["data"]
+    listed = run(gateway, "pipelines", "--json")
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert json.loads(listed.stdout) == served
+    table = run(gateway, "pipelines")
+    assert table.returncode == 0, table.stdout + table.stderr
+    for entry in served:
+        assert entry["slug"] in table.stdout
+    assert "tasks.resume_pipeline.parse_pdf (cpu_queue)" in table.stdout and "[max_pages]" in table.stdout
+    unknown = run(gateway, "submit", "no-such-pipeline", "--text", "x")
+    assert unknown.returncode == 2
+    assert "unknown pipeline 'no-such-pipeline'" in unknown.stdout
+    assert all(entry["slug"] in unknown.stdout for entry in served)
+    by_name = run(gateway, "submit", "ai_pipeline", "--text", "Named as the registry names it.", "--watch", "--json")
+    assert by_name.returncode == 0, by_name.stdout + by_name.stderr
+    assert json.loads(by_name.stdout.splitlines()[-1])["overall_state"] == "SUCCESS"

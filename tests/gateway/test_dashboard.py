@@ -277,7 +277,9 @@ def test_history_filters_paging_and_links(page, gateway, artifacts_dir):
     expect(page).to_have_url(re.compile("#/history$"))
     expect(page.locator("nav a[data-view=history]")).to_have_attribute("aria-current", "page")
     expect(page.locator("#history-table tbody tr").first).to_be_visible(timeout=20_000)
-    # The filters the API has: hours, status, pipeline, task name.
+    # The filters the API has: hours, status (the statuses it serves), pipeline, task name.
+    offered = page.locator("#history-status option").evaluate_all("els => els.map(e => e.value)")
+    assert offered == ["", *api(gateway, "/api/v1/states")["task_statuses"]]
     page.select_option("#history-hours", "1")
     page.select_option("#history-status", "FAILURE")
     page.select_option("#history-pipeline", "resume")

@@ -12,19 +12,19 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from orchestrator.pipelines.submission import submit
+from orchestrator.pipelines.registry.registry.submission import submit
 from orchestrator.storage.db import engine_for
+from orchestrator.tracking.states import PIPELINE_TERMINAL
 from svc_parser.model import sample_pdf
 
 SAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "samples"
-TERMINAL = {"SUCCESS", "FAILURE", "REVOKED"}
 
 
 def wait_done(client: httpx.Client, pipeline_id: str, timeout: float = 240) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         data = client.get(f"/api/v1/pipelines/{pipeline_id}").json()["data"]
-        if data["overall_state"] in TERMINAL and all(t["ready"] for t in data["tasks"]):
+        if data["overall_state"] in PIPELINE_TERMINAL and all(t["ready"] for t in data["tasks"]):
             return data
         time.sleep(0.3)
     raise TimeoutError(f"pipeline {pipeline_id} not done: {data}")

@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from aiworker.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from orchestrator.storage.db import engine_for
+from orchestrator.tracking.states import PIPELINE_TERMINAL
 from tests.support.keys import API_KEY
 
 AIWORKER = str(Path(sys.executable).parent / "aiworker")
@@ -26,14 +27,13 @@ DOCUMENTS = {
     "Roll back with kubectl rollout undo when the readiness probe fails.",
     "vacation.txt": "Employees get twenty-five vacation days a year. Ask your manager two weeks before a holiday.",
 }
-TERMINAL = {"SUCCESS", "FAILURE", "REVOKED"}
 
 
 def wait_done(client, pipeline_id: str, timeout: float = 240) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         data = client.get(f"/api/v1/pipelines/{pipeline_id}").json()["data"]
-        if data["overall_state"] in TERMINAL and all(t["ready"] for t in data["tasks"]):
+        if data["overall_state"] in PIPELINE_TERMINAL and all(t["ready"] for t in data["tasks"]):
             return data
         time.sleep(0.3)
     raise TimeoutError(pipeline_id)

@@ -1,8 +1,9 @@
 """Adding a pipeline is its task module and one registry entry: a pipeline from
 outside the product (tests/orchestrator/example_pipeline.py), loaded by
 AIWORKER_PIPELINE_MODULES, runs on both queues through a worker, is submitted
-through the gateway's generic route and the CLI (whose choices include it), and
-reads back like any other: status, result, history."""
+through the gateway's generic route and the CLI (which learns it from the
+gateway: the variable is set on the server only), and reads back like any other:
+status, result, history."""
 
 from __future__ import annotations
 
@@ -46,7 +47,9 @@ def plugin_stack(stack, redis_url, log_dir):
 
 
 def cli(gateway, *args: str) -> subprocess.CompletedProcess:
-    env = {"AIWORKER_URL": gateway.url, "AIWORKER_API_KEY": API_KEY, "PATH": "/usr/bin:/bin", **PLUGIN_ENV}
+    """The CLI with no AIWORKER_PIPELINE_MODULES: what it knows of the plugin, it has from the gateway."""
+    env = {"AIWORKER_URL": gateway.url, "AIWORKER_API_KEY": API_KEY, "PATH": "/usr/bin:/bin", "COLUMNS": "200"}
+    env["PYTHONPATH"] = str(ROOT)  # this checkout's CLI, not for the plugin: the CLI never imports pipelines
     return subprocess.run([str(CLI), *args], capture_output=True, text=True, timeout=120, env=env)
 
 
@@ -73,8 +76,17 @@ def test_a_registered_pipeline_runs_through_the_generic_route(plugin_stack):
         assert "word_stats" in [v["title"] for v in variants["schema"]["oneOf"]]
 
 
-def test_the_cli_offers_and_submits_a_registered_pipeline(plugin_stack):
-    assert "word-stats" in cli(plugin_stack, "submit", "--help").stdout
+def test_the_cli_lists_and_submits_a_pipeline_registered_on_the_server_only(plugin_stack):
+    listed = cli(plugin_stack, "pipelines", "--json")
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    word_stats = next(t for t in json.loads(listed.stdout) if t["slug"] == "word-stats")
+    assert [(s["task_name"], s["queue"]) for s in word_stats["stages"]] == [
+        ("tasks.word_stats.split", "cpu_queue"),
+        ("tasks.word_stats.embed_longest", "gpu_queue"),
+    ]
+    assert word_stats["files"] == [] and word_stats["input_schema"]["required"] == ["text"]
+    table = cli(plugin_stack, "pipelines")
+    assert "word-stats" in table.stdout and "text → words → the longest, embedded" in table.stdout
     run = cli(plugin_stack, "submit", "word-stats", "--set", "text=one three", "--watch", "--json")
     assert run.returncode == 0, run.stdout + run.stderr
     final = json.loads(run.stdout.strip().splitlines()[-1])
