@@ -21,9 +21,10 @@ from celery import Celery
 from gateway.settings import GatewaySettings
 from orchestrator.broker.revokes import revoke
 from orchestrator.errors import InvalidInput, RetryableServiceError
-from orchestrator.pipelines.registry.registry.registry import PipelineSpec, UploadSpec, pipeline_of, uploads
-from orchestrator.pipelines.registry.registry.submission import SubmittedPipeline, resend_from, submit
-from orchestrator.pipelines.registry.registry.uploads import IncomingFile
+from orchestrator.pipelines import uploads
+from orchestrator.pipelines.registry import PipelineSpec, UploadSpec, pipeline_of
+from orchestrator.pipelines.submission import SubmittedPipeline, resend_from, submit
+from orchestrator.pipelines.uploads import IncomingFile
 from orchestrator.tracking.reading.queries import TrackingQueries
 from orchestrator.tracking.states import (
     FAILURE,

@@ -7,7 +7,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
-from orchestrator.pipelines.registry.tasks.ai_pipeline import MAX_TEXT_CHARS, AiPipelineInput
+from orchestrator.pipelines.tasks.ai_pipeline import MAX_TEXT_CHARS, AiPipelineInput
 
 T = TypeVar("T")
 

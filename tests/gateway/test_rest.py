@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from orchestrator.pipelines.registry.registry.submission import submit
+from orchestrator.pipelines.submission import submit
 from orchestrator.storage.db import engine_for
 from orchestrator.tracking.states import PIPELINE_TERMINAL
 from svc_parser.model import sample_pdf
