@@ -13,6 +13,27 @@ from tests.support.infra import postgres_for_session, redis_for_session
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The tiers: a test that needs one of these fixtures (itself or through another fixture) starts
+# model services, workers, a gateway or a whole back end as processes, so it is outside
+# `make check` (marked `processes`); modules that start processes in their tests' bodies say so
+# with `pytestmark = pytest.mark.processes`.
+PROCESS_FIXTURES = frozenset(
+    {
+        "stack", "gateway", "s3_server", "fault",
+        "parser_service", "embedder_service", "llm_eager_start", "stt_service",
+        "own_broker", "parsers", "resume", "plugin_stack", "flaky_backend", "service", "tiny_queue_service",
+        "stored", "fuzz_gateway", "held", "launched", "traced", "lazy_service", "hosts", "limited",
+        "database", "broker",
+    }
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.processes)
+
+
 # Models load from the bundled packages only; a hub lookup would hang offline.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -1,4 +1,4 @@
-"""API keys on REST and gRPC, the audit logs, /metrics with and without a key, and
+"""API keys on REST and gRPC through a real gateway process, the audit logs, and
 outages (503, never a hang; the gateway's gRPC health mirrors /readyz)."""
 
 from __future__ import annotations
@@ -40,15 +40,6 @@ def wait_for(predicate, timeout: float, what: str):
             return value
         time.sleep(0.25)
     raise TimeoutError(f"not within {timeout}s: {what}")
-
-
-@pytest.mark.parametrize(
-    "headers", [{}, {"Authorization": "Bearer wrong"}, {"X-API-Key": "wrong"}, {"Authorization": API_KEY}]
-)
-def test_rest_needs_a_valid_key(gateway, headers):
-    response = httpx.get(f"{gateway.url}/api/v1/pipelines", headers=headers)
-    assert response.status_code == 401
-    assert response.json()["error"]["code"] == "UNAUTHENTICATED"
 
 
 def test_rest_accepts_bearer_and_x_api_key_and_leaves_health_and_docs_open(gateway):
@@ -130,28 +121,6 @@ def test_grpc_audit_line_has_request_id_key_id_method_code_duration_and_never_th
     assert refused["key_id"] is None and refused["code"] == "UNAUTHENTICATED"
     log = gateway.process.log_path.read_text()
     assert API_KEY not in log and "not-a-key-grpc" not in log
-
-
-def test_prometheus_metrics_need_the_key_unless_metrics_public(gateway, stack, log_dir):
-    assert httpx.get(f"{gateway.url}/metrics").status_code == 401  # the default: like every other call
-    assert httpx.get(f"{gateway.url}/metrics", headers=gateway.headers).status_code == 200
-    public = start_gateway(stack.env, log_dir, API_KEY, name="gateway-metrics-public", metrics_public="true")
-    try:
-        scraped = httpx.get(f"{public.url}/metrics")  # what a Prometheus scrape sends: no key
-        assert scraped.status_code == 200 and "aiworker_http_requests_total" in scraped.text
-        assert scraped.headers["content-type"].startswith("text/plain")
-        assert httpx.get(f"{public.url}/api/v1/metrics/summary").status_code == 401  # only /metrics opens
-        assert httpx.get(f"{public.url}/api/v1/pipelines").status_code == 401
-    finally:
-        public.stop()
-
-
-def test_auth_can_be_switched_off(stack, log_dir):
-    open_gateway = start_gateway(stack.env, log_dir, "unused", name="gateway-open", auth_enabled="false")
-    try:
-        assert httpx.get(f"{open_gateway.url}/api/v1/pipelines").status_code == 200
-    finally:
-        open_gateway.stop()
 
 
 def test_broker_down_is_503_with_a_message_not_a_hang(stack, log_dir):

@@ -312,29 +312,6 @@ def test_errors_are_json_with_a_code_and_message(client, method, path, kwargs, s
         assert body["success"] is False and body["error"]["code"] == code and body["error"]["message"]
 
 
-def test_upload_over_the_limit_is_refused(stack, log_dir):
-    from aiworker_local.gateway_process import start_gateway
-
-    small = start_gateway(stack.env, log_dir, "k", name="gateway-small", max_upload_bytes="1000")
-    try:
-        with small.client() as c:
-            response = c.post(
-                "/api/v1/pipelines/resume", files={"file": ("big.pdf", b"%PDF-1.4\n" + b"0" * 5000, "application/pdf")}
-            )
-        assert response.status_code == 413 and "limit" in response.json()["error"]["message"]
-        assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
-        # Far over: refused on its Content-Length, before the body is read (and before the key check).
-        with small.client(authed=False) as c:
-            response = c.post(
-                "/api/v1/pipelines/resume",
-                files={"file": ("huge.pdf", b"%PDF-1.4\n" + b"0" * 200_000, "application/pdf")},
-            )
-        assert response.status_code == 413, response.text
-        assert response.json()["error"]["message"].startswith("request body of ")
-    finally:
-        small.stop()
-
-
 def test_the_generic_route_takes_json_and_named_file_fields(client):
     by_json = client.post("/api/v1/pipelines/ai_pipeline", json={"text": "Generic JSON.", "priority": 7})
     assert by_json.status_code == 202, by_json.text
