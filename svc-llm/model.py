@@ -122,7 +122,7 @@ class LlmEngine:
         self._loaded: _Loaded | None = None
         # Kept across Unload: a few MB, and a reload skips parsing them again (seconds for a GGUF).
         self._tokenizer: Any = None
-        self._config: Any = None
+        self._model_config: Any = None
         self._context_length = 0
         self.scheduler = Scheduler(self, config.batch, observer)
         if config.num_threads:
@@ -236,9 +236,9 @@ class LlmEngine:
             options["gguf_file"] = self.config.gguf_file
         if self._tokenizer is None:
             self._tokenizer = AutoTokenizer.from_pretrained(source, **options)
-        if self._config is None:
-            self._config = AutoConfig.from_pretrained(source, **options)
-        model = AutoModelForCausalLM.from_pretrained(source, config=self._config, dtype=self.dtype, **options)
+        if self._model_config is None:
+            self._model_config = AutoConfig.from_pretrained(source, **options)
+        model = AutoModelForCausalLM.from_pretrained(source, config=self._model_config, dtype=self.dtype, **options)
         model.to(self.device).eval()
         self._context_length = int(getattr(model.config, "max_position_embeddings", 0) or 0)
         try:
