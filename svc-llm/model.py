@@ -6,6 +6,7 @@ batching scheduler (svc_llm.scheduler), which streams each its own events."""
 from __future__ import annotations
 
 import gc
+import logging
 import math
 import os
 import queue
@@ -19,7 +20,7 @@ from typing import Any
 import torch
 
 from svc_llm.runner import BatchRunner, UnsupportedModel
-from svc_llm.scheduler import BatchObserver, Scheduler, limits_of
+from svc_llm.scheduler import BatchLimits, BatchObserver, Scheduler
 from svc_llm.sequence import (
     Event,
     FinishReason,
@@ -29,14 +30,13 @@ from svc_llm.sequence import (
     GenerationSequence,
     TextDelta,
 )
-from svc_llm.settings import LlmSettings
 from svc_runtime.errors import InvalidArgument, Unavailable
-from svc_runtime.logs import get_logger
 
-log = get_logger(__name__)
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ChatMessage",
+    "EngineConfig",
     "EngineStatus",
     "FinishReason",
     "GenerationEnd",
@@ -66,6 +66,23 @@ class ChatMessage:
 
 
 @dataclass(frozen=True)
+class EngineConfig:
+    """What the engine needs of the service's settings, as plain values (the servicer
+    builds it from LlmSettings), so this module imports without pydantic."""
+
+    model: str  # a directory or a hub id
+    name: str  # reported in replies
+    gguf_file: str  # a GGUF file inside `model` ("" = an ordinary checkpoint)
+    offline: bool  # local files and the local cache only
+    torch_dtype: str  # auto | float32 | float16 | bfloat16
+    num_threads: int  # torch intra-op CPU threads (0 = torch's default)
+    default_max_new_tokens: int  # when a request says 0
+    max_new_tokens_limit: int
+    max_stop_sequences: int
+    batch: BatchLimits
+
+
+@dataclass(frozen=True)
 class EngineStatus:
     state: ModelState
     model: str
@@ -89,15 +106,15 @@ class _Loaded:
 class LlmEngine:
     def __init__(
         self,
-        settings: LlmSettings,
+        config: EngineConfig,
         device: str,
         observer: BatchObserver | None = None,
         on_state: Callable[[ModelState], None] | None = None,
     ) -> None:
-        self.settings = settings
-        self.name = settings.display_name
+        self.config = config
+        self.name = config.name
         self.device = device
-        self.dtype = _dtype(settings.torch_dtype, device)
+        self.dtype = _dtype(config.torch_dtype, device)
         self._on_state = on_state or (lambda state: None)
         self._load_lock = threading.Lock()
         self._tokenizer_lock = threading.Lock()
@@ -105,11 +122,11 @@ class LlmEngine:
         self._loaded: _Loaded | None = None
         # Kept across Unload: a few MB, and a reload skips parsing them again (seconds for a GGUF).
         self._tokenizer: Any = None
-        self._config: Any = None
+        self._model_config: Any = None
         self._context_length = 0
-        self.scheduler = Scheduler(self, limits_of(settings), observer)
-        if settings.num_threads:
-            torch.set_num_threads(settings.num_threads)
+        self.scheduler = Scheduler(self, config.batch, observer)
+        if config.num_threads:
+            torch.set_num_threads(config.num_threads)
 
     # -- model control -----------------------------------------------------
 
@@ -130,20 +147,25 @@ class LlmEngine:
             started = time.perf_counter()
             log.info(
                 "model_loading",
-                model=self.name,
-                source=self.settings.model,
-                device=self.device,
-                dtype=str(self.dtype).removeprefix("torch."),
+                extra={
+                    "model": self.name,
+                    "source": self.config.model,
+                    "device": self.device,
+                    "dtype": str(self.dtype).removeprefix("torch."),
+                },
             )
             try:
                 self._loaded = self._load()
             except Exception as exc:
                 self._set_state(ModelState.UNLOADED)
-                log.error("model_load_failed", model=self.name, error=str(exc))
+                log.error("model_load_failed", extra={"model": self.name, "error": str(exc)})
                 raise Unavailable(f"model {self.name} could not be loaded: {exc}") from exc
             self._set_state(ModelState.LOADED)
             seconds = time.perf_counter() - started
-            log.info("model_loaded", model=self.name, seconds=round(seconds, 2), context_length=self._context_length)
+            log.info(
+                "model_loaded",
+                extra={"model": self.name, "seconds": round(seconds, 2), "context_length": self._context_length},
+            )
             return PreloadResult(self.name, seconds, False)
 
     def preload(self) -> PreloadResult:
@@ -156,13 +178,6 @@ class LlmEngine:
             ):
                 pass
         seconds = 0.0 if result.already_loaded else time.perf_counter() - started
-        log.info(
-            "preload_successful",
-            message=f"{self.name}: Preload successful",
-            model=self.name,
-            seconds=round(seconds, 3),
-            already_loaded=result.already_loaded,
-        )
         return PreloadResult(self.name, seconds, result.already_loaded)
 
     def unload(self) -> bool:
@@ -203,7 +218,7 @@ class LlmEngine:
             if self.device.startswith("cuda"):
                 torch.cuda.empty_cache()
             self._set_state(ModelState.UNLOADED)
-            log.info("model_unloaded", model=self.name, reason=reason)
+            log.info("model_unloaded", extra={"model": self.name, "reason": reason})
             return True
 
     def _set_state(self, state: ModelState) -> None:
@@ -215,15 +230,15 @@ class LlmEngine:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # bars would break the JSON log lines
-        source = self.settings.model
-        options: dict[str, Any] = {"local_files_only": self.settings.offline or os.path.isdir(source)}
-        if self.settings.gguf_file:
-            options["gguf_file"] = self.settings.gguf_file
+        source = self.config.model
+        options: dict[str, Any] = {"local_files_only": self.config.offline or os.path.isdir(source)}
+        if self.config.gguf_file:
+            options["gguf_file"] = self.config.gguf_file
         if self._tokenizer is None:
             self._tokenizer = AutoTokenizer.from_pretrained(source, **options)
-        if self._config is None:
-            self._config = AutoConfig.from_pretrained(source, **options)
-        model = AutoModelForCausalLM.from_pretrained(source, config=self._config, dtype=self.dtype, **options)
+        if self._model_config is None:
+            self._model_config = AutoConfig.from_pretrained(source, **options)
+        model = AutoModelForCausalLM.from_pretrained(source, config=self._model_config, dtype=self.dtype, **options)
         model.to(self.device).eval()
         self._context_length = int(getattr(model.config, "max_position_embeddings", 0) or 0)
         try:
@@ -325,7 +340,7 @@ class LlmEngine:
 
     def _check_params(self, messages: Sequence[ChatMessage], params: GenerationParams) -> int:
         self._check_messages(messages)
-        limit = self.settings.max_new_tokens_limit
+        limit = self.config.max_new_tokens_limit
         if params.max_new_tokens > limit:
             raise InvalidArgument(f"max_new_tokens is {params.max_new_tokens}, over the limit of {limit}")
         if not math.isfinite(params.temperature) or params.temperature < 0:
@@ -334,14 +349,14 @@ class LlmEngine:
             )
         if not math.isfinite(params.top_p) or not 0 <= params.top_p <= 1:
             raise InvalidArgument(f"top_p is {params.top_p}; it must be within [0, 1] (0 = 1.0, no filtering)")
-        if len(params.stop) > self.settings.max_stop_sequences:
+        if len(params.stop) > self.config.max_stop_sequences:
             raise InvalidArgument(
-                f"{len(params.stop)} stop sequences; at most {self.settings.max_stop_sequences} are accepted"
+                f"{len(params.stop)} stop sequences; at most {self.config.max_stop_sequences} are accepted"
             )
         for index, stop in enumerate(params.stop):
             if not stop:
                 raise InvalidArgument(f"stop[{index}] is an empty string")
-        return params.max_new_tokens or self.settings.default_max_new_tokens
+        return params.max_new_tokens or self.config.default_max_new_tokens
 
     def _prompt_ids(self, messages: list[dict[str, str]], max_new_tokens: int) -> torch.Tensor:
         ids = self._encode(messages)
@@ -353,7 +368,7 @@ class LlmEngine:
                 f"prompt is {prompt_tokens} tokens and max_new_tokens is {max_new_tokens}: "
                 f"{total} in all, over the model's context of {context} tokens"
             )
-        budget = self.settings.max_batch_tokens
+        budget = self.config.batch.max_tokens
         if total > budget:
             raise InvalidArgument(
                 f"prompt is {prompt_tokens} tokens and max_new_tokens is {max_new_tokens}: "

@@ -60,10 +60,6 @@ class SequenceKV:
             grown[:, :, :, : self.length] = self.buffer[:, :, :, : self.length]
             self._use(grown)
 
-    @property
-    def nbytes(self) -> int:
-        return self.buffer.numel() * self.buffer.element_size()
-
 
 class RaggedCache:
     """What a forward pass gets as `cache`: the sequences of this pass, each

@@ -26,6 +26,7 @@ made every decode step about twice as slow (measured: 37 → 68 ms).
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -36,9 +37,8 @@ from typing import Protocol, TypeVar
 from svc_llm.runner import BatchRunner
 from svc_llm.sequence import FinishReason, GenerationSequence
 from svc_runtime.errors import ResourceExhausted, Unavailable
-from svc_runtime.logs import get_logger
 
-log = get_logger(__name__)
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -186,7 +186,7 @@ class Scheduler:
             try:
                 self._iterate()
             except Exception as exc:  # a failed step fails its sequences, not the thread
-                log.error("batch_step_failed", error=repr(exc), exc_info=exc)
+                log.error("batch_step_failed", extra={"error": repr(exc)}, exc_info=exc)
                 with self._cond:
                     failed, self._running, self._reserved_tokens = self._running, [], 0
                     self._cond.notify_all()
@@ -256,7 +256,7 @@ class Scheduler:
             logits = runner.prefill(sequence.kv, sequence.prompt_ids)
             token = sequence.choose(logits)
         except Exception as exc:  # noqa: BLE001 - this newcomer fails, the batch goes on
-            log.warning("prefill_failed", error=repr(exc), prompt_tokens=sequence.prompt_tokens)
+            log.warning("prefill_failed", extra={"error": repr(exc), "prompt_tokens": sequence.prompt_tokens})
             with self._cond:
                 self._remove(sequence)
             sequence.fail(exc)
@@ -302,13 +302,3 @@ def _run_job(fn: Callable[[], object], future: Future) -> None:
         future.set_result(fn())
     except BaseException as exc:  # noqa: BLE001 - handed to the caller waiting on the future
         future.set_exception(exc)
-
-
-def limits_of(settings) -> BatchLimits:
-    return BatchLimits(
-        max_sequences=settings.max_batch_sequences,
-        max_tokens=settings.max_batch_tokens,
-        max_prefill_tokens=settings.max_prefill_tokens,
-        max_queued=settings.max_queued_requests,
-        idle_unload_seconds=settings.idle_unload_seconds,
-    )

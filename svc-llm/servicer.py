@@ -28,15 +28,17 @@ from prometheus_client import Counter, Gauge
 from aiworker.llm.v1 import llm_pb2, llm_pb2_grpc
 from svc_llm.model import (
     ChatMessage,
+    EngineConfig,
     FinishReason,
     GenerationEnd,
     GenerationError,
     GenerationParams,
     LlmEngine,
     ModelState,
+    PreloadResult,
     TextDelta,
 )
-from svc_llm.scheduler import BatchObserver
+from svc_llm.scheduler import BatchLimits, BatchObserver
 from svc_llm.settings import LlmSettings
 from svc_runtime.device import resolve_device
 from svc_runtime.errors import DeadlineExceeded, StartupError
@@ -83,7 +85,7 @@ class _Interruption:
         return "deadline_exceeded" if self.deadline_passed() else "cancelled"
 
 
-class _BatchMetrics(BatchObserver):
+class _SchedulerMetrics(BatchObserver):
     """The scheduler's reports as Prometheus metrics (tokens/s = rate of the token counter)."""
 
     def __init__(self, metrics: ServiceMetrics) -> None:
@@ -125,6 +127,28 @@ class _BatchMetrics(BatchObserver):
         self._tokens.inc(count)
 
 
+def engine_config(settings: LlmSettings) -> EngineConfig:
+    """The engine's plain values, from the service's settings."""
+    return EngineConfig(
+        model=settings.model,
+        name=settings.display_name,
+        gguf_file=settings.gguf_file,
+        offline=settings.offline,
+        torch_dtype=settings.torch_dtype,
+        num_threads=settings.num_threads,
+        default_max_new_tokens=settings.default_max_new_tokens,
+        max_new_tokens_limit=settings.max_new_tokens_limit,
+        max_stop_sequences=settings.max_stop_sequences,
+        batch=BatchLimits(
+            max_sequences=settings.max_batch_sequences,
+            max_tokens=settings.max_batch_tokens,
+            max_prefill_tokens=settings.max_prefill_tokens,
+            max_queued=settings.max_queued_requests,
+            idle_unload_seconds=settings.idle_unload_seconds,
+        ),
+    )
+
+
 class LlmServicer(ServicerBase, llm_pb2_grpc.LlmServicer):
     service_name = llm_pb2.DESCRIPTOR.services_by_name["Llm"].full_name
 
@@ -136,12 +160,14 @@ class LlmServicer(ServicerBase, llm_pb2_grpc.LlmServicer):
             )
         self.settings = settings
         self.device = resolve_device(settings.device)
-        self.engine = LlmEngine(settings, self.device, on_state=lambda state: self.report_model_state(state.value))
+        self.engine = LlmEngine(
+            engine_config(settings), self.device, on_state=lambda state: self.report_model_state(state.value)
+        )
         self.report_model_state(ModelState.UNLOADED.value)
 
     def register(self, server: grpc.aio.Server) -> None:
         llm_pb2_grpc.add_LlmServicer_to_server(self, server)
-        self.engine.scheduler.observer = _BatchMetrics(self.metrics)
+        self.engine.scheduler.observer = _SchedulerMetrics(self.metrics)
         self._completion_tokens = self.metrics.histogram(
             "aiworker_llm_completion_tokens",
             "tokens generated per generation, by how it ended",
@@ -162,7 +188,7 @@ class LlmServicer(ServicerBase, llm_pb2_grpc.LlmServicer):
 
     async def startup(self) -> None:
         if self.settings.load_mode == "eager":
-            await asyncio.to_thread(self.engine.preload)
+            await asyncio.to_thread(self._preload)
 
     async def shutdown(self) -> None:
         await asyncio.to_thread(self.engine.close)
@@ -277,10 +303,21 @@ class LlmServicer(ServicerBase, llm_pb2_grpc.LlmServicer):
     # -- model control -----------------------------------------------------
 
     async def Preload(self, request: llm_pb2.PreloadRequest, context: grpc.aio.ServicerContext):
-        result = await asyncio.to_thread(self.engine.preload)
+        result = await asyncio.to_thread(self._preload)
         return llm_pb2.PreloadResponse(
             model=result.model, load_seconds=result.load_seconds, already_loaded=result.already_loaded
         )
+
+    def _preload(self) -> PreloadResult:
+        result = self.engine.preload()
+        log.info(
+            "preload_successful",
+            message=f"{result.model}: Preload successful",
+            model=result.model,
+            seconds=round(result.load_seconds, 3),
+            already_loaded=result.already_loaded,
+        )
+        return result
 
     async def Unload(self, request: llm_pb2.UnloadRequest, context: grpc.aio.ServicerContext):
         # Health deliberately stays SERVING (see the module docstring).

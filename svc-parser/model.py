@@ -3,15 +3,15 @@ message that says what is wrong with the document."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 
 import pymupdf
 
 from svc_runtime.errors import InvalidArgument
-from svc_runtime.logs import get_logger
 
-log = get_logger(__name__)
+log = logging.getLogger(__name__)
 
 _HEADER_WINDOW = 1024  # the PDF spec lets %PDF- appear within the first 1 KiB
 # Bytes that may follow the last %%EOF: line ends, and the NUL or space padding some
@@ -79,7 +79,7 @@ class PdfParser:
                 result.pages.append((index + 1, text.strip()))
             result.has_text = any(text for _, text in result.pages)
             if doc.is_repaired:
-                log.warning("pdf_repaired", pages=result.page_count)
+                log.warning("pdf_repaired", extra={"pages": result.page_count})
         return result
 
 

@@ -1,29 +1,6 @@
 """What every aiworker model service shares: settings, CLI, logging, errors,
-health, metrics, device choice and the gRPC server bootstrap."""
+health, metrics, device choice, dynamic batching and the gRPC server bootstrap.
 
-from svc_runtime.errors import (
-    DeadlineExceeded,
-    FailedPrecondition,
-    InvalidArgument,
-    NotFound,
-    ResourceExhausted,
-    ServiceError,
-    Unavailable,
-)
-from svc_runtime.server import ServicerBase, ServiceServer, create_server, serve
-from svc_runtime.settings import ServiceSettings
-
-__all__ = [
-    "DeadlineExceeded",
-    "FailedPrecondition",
-    "InvalidArgument",
-    "ServicerBase",
-    "NotFound",
-    "ResourceExhausted",
-    "ServiceError",
-    "ServiceServer",
-    "ServiceSettings",
-    "Unavailable",
-    "create_server",
-    "serve",
-]
+Importing the package imports none of them: the engine modules (errors,
+batching, device) load on a machine without the serving stack (grpc,
+structlog, prometheus_client, pydantic); import each name from its module."""

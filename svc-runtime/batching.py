@@ -3,8 +3,8 @@ one call of a synchronous batch function (e.g. `model.encode`), and each caller
 gets back exactly its own results, in order.
 
     batcher = DynamicBatcher(model.encode_batch, max_batch_size=64, max_queue_delay_ms=5,
-                             max_queued_items=4096, metrics=servicer.metrics,
-                             cost=lambda text: text.tokens, max_batch_cost=8192)
+                             max_queued_items=4096, cost=lambda text: text.tokens, max_batch_cost=8192,
+                             observer=BatchMetrics(service_metrics, "aiworker_demo_batch", with_cost=True))
     results = await batcher.submit(texts)      # one caller; len(results) == len(texts)
 
 How a batch forms (as TEI's and Triton's batchers do, without idle waiting):
@@ -36,31 +36,29 @@ callers whose items were in that batch. A caller that is cancelled while waiting
 (e.g. its RPC was cancelled) leaves the queue at once and is never computed.
 `run_exclusive(fn)` runs a function on the batch thread between batches (e.g.
 unloading the model).
+
+Metrics: the batcher reports queue length, waits and batches to an `observer`
+(BatchObserver); svc_runtime.metrics.BatchMetrics records them in the service's
+Prometheus registry, so this module needs no prometheus_client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from prometheus_client import Gauge
-
 from svc_runtime.errors import ResourceExhausted, Unavailable
-from svc_runtime.logs import get_logger
-from svc_runtime.metrics import LATENCY_BUCKETS, ServiceMetrics
 
-log = get_logger(__name__)
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
-BATCH_COST_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
 
 
 @dataclass(eq=False)
@@ -72,30 +70,18 @@ class _Request(Generic[T, R]):
     enqueued: float = field(default_factory=time.perf_counter)
 
 
-class _BatchMetrics:
-    """Batch size (items), cost, queue time and compute time (seconds) in the service's registry."""
+class BatchObserver:
+    """What the batcher reports as it works (the service layer turns it into
+    metrics, see svc_runtime.metrics.BatchMetrics); this one reports nowhere."""
 
-    def __init__(self, metrics: ServiceMetrics, prefix: str, with_cost: bool) -> None:
-        self.service = metrics.service
-        self.size = metrics.histogram(
-            f"{prefix}_size", "items per batch handed to the batch function", BATCH_SIZE_BUCKETS
-        ).labels(self.service)
-        self.cost = (
-            metrics.histogram(
-                f"{prefix}_cost", "cost (e.g. tokens) per batch handed to the batch function", BATCH_COST_BUCKETS
-            ).labels(self.service)
-            if with_cost
-            else None
-        )
-        self.queue = metrics.histogram(
-            f"{prefix}_queue_seconds", "time a request waited before its batch started", LATENCY_BUCKETS
-        ).labels(self.service)
-        self.compute = metrics.histogram(
-            f"{prefix}_compute_seconds", "time the batch function took per batch", LATENCY_BUCKETS
-        ).labels(self.service)
-        self.queued = Gauge(
-            f"{prefix}_queued_items", "items waiting for a batch", ("service",), registry=metrics.registry
-        ).labels(self.service)
+    def queued(self, items: int) -> None:
+        """Items now waiting for a batch."""
+
+    def waited(self, seconds: float) -> None:
+        """One request waited this long before its batch started."""
+
+    def computed(self, items: int, cost: int, seconds: float) -> None:
+        """One call of the batch function: its items, their total cost (0 without a cost function), its time."""
 
 
 class DynamicBatcher(Generic[T, R]):
@@ -116,8 +102,7 @@ class DynamicBatcher(Generic[T, R]):
         max_queued_items: int,
         cost: Callable[[T], int] | None = None,
         max_batch_cost: int | None = None,
-        metrics: ServiceMetrics | None = None,
-        metric_prefix: str = "aiworker_batch",
+        observer: BatchObserver | None = None,
         name: str = "batcher",
     ) -> None:
         if max_batch_size < 1:
@@ -137,7 +122,7 @@ class DynamicBatcher(Generic[T, R]):
         self.cost = cost
         self.max_batch_cost = max_batch_cost
         self.name = name
-        self._metrics = _BatchMetrics(metrics, metric_prefix, cost is not None) if metrics is not None else None
+        self.observer = observer or BatchObserver()
         self._queue: collections.deque[_Request[T, R]] = collections.deque()
         self._queued_items = 0
         self._queued_cost = 0
@@ -200,8 +185,7 @@ class DynamicBatcher(Generic[T, R]):
 
     def _set_queued(self, value: int) -> None:
         self._queued_items = value
-        if self._metrics is not None:
-            self._metrics.queued.set(value)
+        self.observer.queued(value)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -249,7 +233,7 @@ class DynamicBatcher(Generic[T, R]):
                     self._busy = True
                     await self._process(self._running)
             except Exception as exc:
-                log.error("batcher_error", batcher=self.name, exc_info=exc)
+                log.error("batcher_error", extra={"batcher": self.name}, exc_info=exc)
                 for request in self._running:
                     _fail(request, exc)
             finally:
@@ -301,9 +285,8 @@ class DynamicBatcher(Generic[T, R]):
 
     async def _process(self, batch: list[_Request[T, R]]) -> None:
         started = time.perf_counter()
-        if self._metrics is not None:
-            for request in batch:
-                self._metrics.queue.observe(started - request.enqueued)
+        for request in batch:
+            self.observer.waited(started - request.enqueued)
         if len(batch) == 1 and (len(batch[0].items) > self.max_batch_size or not self._cost_fits(batch[0].cost)):
             await self._process_chunked(batch[0])
             return
@@ -311,7 +294,10 @@ class DynamicBatcher(Generic[T, R]):
         try:
             results = await self._call(items)
         except Exception as exc:  # noqa: BLE001 - handed to exactly this batch's callers
-            log.warning("batch_failed", batcher=self.name, items=len(items), callers=len(batch), error=repr(exc))
+            log.warning(
+                "batch_failed",
+                extra={"batcher": self.name, "items": len(items), "callers": len(batch), "error": repr(exc)},
+            )
             for request in batch:
                 _fail(request, exc)
             return
@@ -332,7 +318,10 @@ class DynamicBatcher(Generic[T, R]):
             try:
                 results.extend(await self._call(chunk))
             except Exception as exc:  # noqa: BLE001
-                log.warning("batch_failed", batcher=self.name, items=len(request.items), callers=1, error=repr(exc))
+                log.warning(
+                    "batch_failed",
+                    extra={"batcher": self.name, "items": len(request.items), "callers": 1, "error": repr(exc)},
+                )
                 _fail(request, exc)
                 return
         _resolve(request, results if order is None else _restore(results, order))
@@ -360,11 +349,8 @@ class DynamicBatcher(Generic[T, R]):
         try:
             results = await loop.run_in_executor(self._executor, self.batch_fn, arranged)
         finally:
-            if self._metrics is not None:
-                self._metrics.size.observe(len(items))
-                if self._metrics.cost is not None:
-                    self._metrics.cost.observe(sum(self.cost(item) for item in items))
-                self._metrics.compute.observe(time.perf_counter() - started)
+            cost = sum(self.cost(item) for item in items) if self.cost is not None else 0
+            self.observer.computed(len(items), cost, time.perf_counter() - started)
         if len(results) != len(items):
             raise RuntimeError(f"batch function returned {len(results)} results for {len(items)} items")
         return results if order is None else _restore(results, order)

@@ -3,13 +3,13 @@ is a start-up error; auto falls back to CPU with a warning."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 
 from svc_runtime.errors import StartupError
-from svc_runtime.logs import get_logger
 
-log = get_logger(__name__)
+log = logging.getLogger(__name__)
 _DEVICE = re.compile(r"^(cpu|cuda|cuda:\d+|auto)$")
 
 
@@ -43,7 +43,7 @@ def resolve_device(
     if requested == "auto":
         if count:
             return "cuda:0"
-        log.warning("cuda_unavailable_using_cpu", requested="auto")
+        log.warning("cuda_unavailable_using_cpu", extra={"requested": "auto"})
         return "cpu"
     index = int(requested.split(":")[1]) if ":" in requested else 0
     if count == 0:

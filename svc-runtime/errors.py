@@ -1,19 +1,19 @@
-"""Domain errors and the one table that maps them to gRPC status codes.
+"""Domain errors: what models and servicers raise when a request cannot be served.
 
-Models and servicers raise these; the interceptor (svc_runtime.interceptor) turns
-them into a status with the human message. Anything else becomes INTERNAL with
-the traceback logged, never sent.
+Each names its gRPC status as a plain string (`code`), so the engine modules
+that raise them need no grpc; the interceptor (svc_runtime.interceptor) turns
+them into that status with the human message. Anything else becomes INTERNAL
+with the traceback logged, never sent. `http_status`, where a class has one, is
+an HTTP status finer than its gRPC code's.
 """
 
 from __future__ import annotations
-
-import grpc
 
 
 class ServiceError(Exception):
     """An error the caller should see, with a message that says what is wrong."""
 
-    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    code: str = "INTERNAL"  # the name of a grpc.StatusCode
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -21,7 +21,7 @@ class ServiceError(Exception):
 
 
 class InvalidArgument(ServiceError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    code = "INVALID_ARGUMENT"
 
 
 class TooLarge(InvalidArgument):
@@ -38,7 +38,7 @@ class MalformedRequest(InvalidArgument):
 
 
 class NotFound(ServiceError):
-    code = grpc.StatusCode.NOT_FOUND
+    code = "NOT_FOUND"
 
 
 class Gone(NotFound):
@@ -48,19 +48,19 @@ class Gone(NotFound):
 
 
 class ResourceExhausted(ServiceError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    code = "RESOURCE_EXHAUSTED"
 
 
 class Unavailable(ServiceError):
-    code = grpc.StatusCode.UNAVAILABLE
+    code = "UNAVAILABLE"
 
 
 class DeadlineExceeded(ServiceError):
-    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    code = "DEADLINE_EXCEEDED"
 
 
 class FailedPrecondition(ServiceError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    code = "FAILED_PRECONDITION"
 
 
 class StartupError(RuntimeError):

@@ -2,7 +2,8 @@
 every log line of an RPC, counts and times it, and maps errors to status codes.
 
 ServiceError subclasses → their code with the human message; anything else →
-INTERNAL with the traceback logged (not sent)."""
+INTERNAL with the traceback logged (not sent). `grpc_code` is the one place a
+domain error's status name becomes a grpc.StatusCode."""
 
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ DEVICE_KEY = "x-aiworker-device"
 # Metadata keys carried across hops (Celery task → gRPC → service logs).
 CONTEXT_KEYS = {"x-request-id": "request_id", "x-pipeline-id": "pipeline_id", "x-task-id": "task_id"}
 _QUIET_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+def grpc_code(error: ServiceError) -> grpc.StatusCode:
+    """The gRPC status of a domain error (its `code` names one)."""
+    return grpc.StatusCode[error.code]
 
 
 def _log_context(details: grpc.HandlerCallDetails) -> dict[str, str]:
@@ -68,9 +74,9 @@ class _Call:
     async def fail(self, context: grpc.aio.ServicerContext, exc: BaseException) -> None:
         """Aborts the RPC with the mapped status (raises grpc.aio.AbortError)."""
         if isinstance(exc, ServiceError):
-            self.code = exc.code
-            log.info("rpc_rejected", code=exc.code.name, error=exc.message)
-            await context.abort(exc.code, exc.message)
+            self.code = grpc_code(exc)
+            log.info("rpc_rejected", code=self.code.name, error=exc.message)
+            await context.abort(self.code, exc.message)
         self.code = grpc.StatusCode.INTERNAL
         log.error("rpc_internal_error", exc_info=exc)
         await context.abort(

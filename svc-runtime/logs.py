@@ -1,5 +1,15 @@
 """structlog, configured once per process: JSON lines (console renderer on a
-TTY), with ids bound through contextvars (request_id, pipeline_id, task_id)."""
+TTY), with ids bound through contextvars (request_id, pipeline_id, task_id).
+
+The services' engine modules log through the standard library instead (they
+import without structlog), with their fields in `extra`:
+
+    log = logging.getLogger(__name__)
+    log.info("model_loaded", extra={"model": name, "device": device})
+
+Those records go through the same renderer, their `extra` fields as keys of the
+line like structlog's own (only for the services' loggers: other libraries'
+extras, such as Celery's `data` with a task's arguments and result, stay out)."""
 
 from __future__ import annotations
 
@@ -10,7 +20,8 @@ import structlog
 
 from svc_runtime import tracing
 
-_configured = False
+# Loggers whose records' `extra` fields become keys of the line: the services' packages.
+_FIELDS_FROM = "svc_"
 
 
 class _CurrentStderr:
@@ -24,7 +35,6 @@ class _CurrentStderr:
 
 
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
-    global _configured
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     renderer = structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
     numeric_level = logging.getLevelName(level.upper())
@@ -42,8 +52,8 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         logger_factory=structlog.WriteLoggerFactory(file=_CurrentStderr()),
         cache_logger_on_first_use=True,
     )
-    # Libraries using stdlib logging (grpc, transformers, celery) go through the
-    # same renderer so one process writes one format.
+    # Records of stdlib logging (the services' engine modules; libraries such as grpc,
+    # transformers, celery) go through the same renderer so one process writes one format.
     handler = logging.StreamHandler(_CurrentStderr())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
@@ -53,13 +63,22 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
                 structlog.processors.format_exc_info,
                 renderer,
             ],
-            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, _add_extra_fields],
         )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric_level)
-    _configured = True
+
+
+_extra_adder = structlog.stdlib.ExtraAdder()
+
+
+def _add_extra_fields(logger: object, method: str, event: dict) -> dict:
+    """A service logger's `extra={...}` fields as keys of the line."""
+    if event.get("logger", "").startswith(_FIELDS_FROM):
+        return _extra_adder(logger, method, event)
+    return event
 
 
 def _add_trace_ids(logger: object, method: str, event: dict) -> dict:

@@ -9,6 +9,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+BATCH_COST_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
 
 
 @dataclass
@@ -63,6 +65,45 @@ class ServiceMetrics:
         endpoint = getattr(self, "_endpoint", None)
         if endpoint is not None:
             endpoint.close()
+
+
+class BatchMetrics:
+    """A DynamicBatcher's reports (svc_runtime.batching.BatchObserver) as metrics in the
+    service's registry: batch size (items), cost, queue time and compute time (seconds)."""
+
+    def __init__(self, metrics: ServiceMetrics, metric_prefix: str, with_cost: bool = False) -> None:
+        prefix, service = metric_prefix, metrics.service
+        self._size = metrics.histogram(
+            f"{prefix}_size", "items per batch handed to the batch function", BATCH_SIZE_BUCKETS
+        ).labels(service)
+        self._cost = (
+            metrics.histogram(
+                f"{prefix}_cost", "cost (e.g. tokens) per batch handed to the batch function", BATCH_COST_BUCKETS
+            ).labels(service)
+            if with_cost
+            else None
+        )
+        self._queue = metrics.histogram(
+            f"{prefix}_queue_seconds", "time a request waited before its batch started", LATENCY_BUCKETS
+        ).labels(service)
+        self._compute = metrics.histogram(
+            f"{prefix}_compute_seconds", "time the batch function took per batch", LATENCY_BUCKETS
+        ).labels(service)
+        self._queued = Gauge(
+            f"{prefix}_queued_items", "items waiting for a batch", ("service",), registry=metrics.registry
+        ).labels(service)
+
+    def queued(self, items: int) -> None:
+        self._queued.set(items)
+
+    def waited(self, seconds: float) -> None:
+        self._queue.observe(seconds)
+
+    def computed(self, items: int, cost: int, seconds: float) -> None:
+        self._size.observe(items)
+        if self._cost is not None:
+            self._cost.observe(cost)
+        self._compute.observe(seconds)
 
 
 class MetricsEndpoint:

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import gc
 import io
+import logging
 import wave
 
 import av
 import numpy as np
 
 from svc_runtime.errors import InvalidArgument
-from svc_runtime.logs import get_logger
 
-log = get_logger(__name__)
+log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000  # what Whisper's feature extractor expects
 
@@ -53,7 +53,7 @@ def decode_audio(data: bytes, max_bytes: int, max_seconds: float) -> np.ndarray:
         # PyAV's resampler graph is freed only by the cycle collector (faster-whisper #390).
         gc.collect()
     if skipped:
-        log.warning("audio_frames_skipped", frames=skipped)
+        log.warning("audio_frames_skipped", extra={"frames": skipped})
     if samples.size == 0:
         detail = f" ({skipped} corrupt frames skipped)" if skipped else ""
         raise InvalidArgument(f"zero-length audio: the file holds no audio samples{detail}")

@@ -8,7 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from svc_runtime.errors import InvalidArgument
-from svc_stt.settings import SttSettings
+
+
+@dataclass(frozen=True)
+class ContextLimits:
+    max_prompt_chars: int
+    max_hotwords: int
+    max_hotwords_chars: int  # of all hotwords together
 
 
 @dataclass(frozen=True)
@@ -29,24 +35,24 @@ class SpeechContext:
         return options
 
 
-def check_context(prompt: str, hotwords: Sequence[str], settings: SttSettings) -> SpeechContext:
+def check_context(prompt: str, hotwords: Sequence[str], limits: ContextLimits) -> SpeechContext:
     """The context within the limits (whitespace-only = none), or InvalidArgument."""
     prompt = prompt.strip()
-    if len(prompt) > settings.max_prompt_chars:
+    if len(prompt) > limits.max_prompt_chars:
         raise InvalidArgument(
-            f"context.prompt is {len(prompt)} characters; at most {settings.max_prompt_chars} are accepted"
+            f"context.prompt is {len(prompt)} characters; at most {limits.max_prompt_chars} are accepted"
         )
-    if len(hotwords) > settings.max_hotwords:
+    if len(hotwords) > limits.max_hotwords:
         raise InvalidArgument(
-            f"context.hotwords has {len(hotwords)} entries; at most {settings.max_hotwords} are accepted"
+            f"context.hotwords has {len(hotwords)} entries; at most {limits.max_hotwords} are accepted"
         )
     words = tuple(" ".join(word.split()) for word in hotwords)
     for index, word in enumerate(words):
         if not word:
             raise InvalidArgument(f"context.hotwords[{index}] is empty")
     total = len(" ".join(words))
-    if total > settings.max_hotwords_chars:
+    if total > limits.max_hotwords_chars:
         raise InvalidArgument(
-            f"context.hotwords are {total} characters together; at most {settings.max_hotwords_chars} are accepted"
+            f"context.hotwords are {total} characters together; at most {limits.max_hotwords_chars} are accepted"
         )
     return SpeechContext(prompt, words)

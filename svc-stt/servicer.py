@@ -14,8 +14,8 @@ from svc_runtime.device import resolve_device
 from svc_runtime.logs import get_logger
 from svc_runtime.server import ServicerBase
 from svc_stt.audio import SAMPLE_RATE
-from svc_stt.context import SpeechContext
-from svc_stt.model import Segment, SpeechRecognizer, Transcript, TranscriptionCancelled
+from svc_stt.context import ContextLimits, SpeechContext
+from svc_stt.model import RecognizerConfig, Segment, SpeechRecognizer, Transcript, TranscriptionCancelled
 from svc_stt.settings import SttSettings
 
 log = get_logger(__name__)
@@ -31,12 +31,32 @@ def _ctranslate2_cuda_devices() -> int:
     return ctranslate2.get_cuda_device_count()
 
 
+def recognizer_config(settings: SttSettings) -> RecognizerConfig:
+    """The recognizer's plain values, from the service's settings."""
+    return RecognizerConfig(
+        model=settings.model,
+        compute_type=settings.compute_type,
+        beam_size=settings.beam_size,
+        cpu_threads=settings.cpu_threads,
+        max_concurrent=settings.max_concurrent,
+        max_audio_bytes=settings.max_audio_bytes,
+        max_audio_seconds=settings.max_audio_seconds,
+        vad_filter=settings.vad_filter,
+        allow_download=settings.allow_download,
+        context=ContextLimits(
+            max_prompt_chars=settings.max_prompt_chars,
+            max_hotwords=settings.max_hotwords,
+            max_hotwords_chars=settings.max_hotwords_chars,
+        ),
+    )
+
+
 class SttServicer(ServicerBase, stt_pb2_grpc.SttServicer):
     service_name = stt_pb2.DESCRIPTOR.services_by_name["Stt"].full_name
 
     def __init__(self, settings: SttSettings) -> None:
         self.device = resolve_device(settings.device, cuda_device_count=_ctranslate2_cuda_devices)
-        self.recognizer = SpeechRecognizer(settings, self.device)
+        self.recognizer = SpeechRecognizer(recognizer_config(settings), self.device)
         # CTranslate2 already spreads one transcription over every core: more at
         # once only share them, so callers beyond the bound wait their turn here.
         self._slots = asyncio.Semaphore(settings.max_concurrent)

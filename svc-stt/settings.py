@@ -4,9 +4,7 @@ from pydantic import Field, model_validator
 
 from svc_runtime.catalogue import service
 from svc_runtime.settings import MiB, ServiceSettings, config_of, device_field, metrics_port_field, port_field
-
-BUNDLED_MODEL = "bundled"
-
+from svc_stt.bundled import BUNDLED_MODEL
 
 ENTRY = service("stt")
 

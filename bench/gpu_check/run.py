@@ -11,10 +11,10 @@ stack); without transformers the LLM part runs a Llama-shaped model written in
 plain PyTorch (bench/gpu_check/tiny_llama.py) and the embedder part is skipped.
 The services' engine code (svc_llm's scheduler, runner and ragged KV cache;
 svc_embedder's TextEmbedder; svc_runtime's DynamicBatcher) runs in-process, as
-imported from this checkout; grpc, structlog and prometheus_client get
-stand-ins when missing (bench/gpu_check/shims.py). The gRPC servers themselves
-are not started (their stack, pydantic-settings and grpcio's health and
-reflection, is not on a bare machine).
+imported from this checkout: those modules need only the standard library,
+torch, numpy and their model library. The gRPC servers are not started (their
+stack, grpc, structlog, prometheus_client and pydantic-settings, is not on a
+bare machine).
 
 Writes one JSON file: --out, else $OUT/gpu_check.json, else
 bench/results/gpu_check.json. Exit status 0 when every part ran (parity
@@ -24,6 +24,8 @@ figures are reported, not judged: fp16 may round differently when batched).
 from __future__ import annotations
 
 import argparse
+import importlib.abc
+import importlib.util
 import json
 import os
 import platform
@@ -33,19 +35,44 @@ import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1]))  # the checkout's root: `bench.gpu_check.*`
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT))  # the checkout's root: `bench.gpu_check.*`
 
-from bench.gpu_check import shims  # noqa: E402
+SERVING_STACK = ("grpc", "structlog", "prometheus_client", "pydantic", "pydantic_settings")
+MODEL_LIBRARIES = ("transformers", "sentence_transformers")
+BARE_HIDDEN = {*SERVING_STACK, *MODEL_LIBRARIES}
 
-BARE_HIDDEN = {
-    "grpc",
-    "structlog",
-    "prometheus_client",
-    "pydantic",
-    "pydantic_settings",
-    "transformers",
-    "sentence_transformers",
-}
+
+def import_engines_from_checkout() -> None:
+    """The services' folders are hyphenated (svc-llm holds package svc_llm): each package
+    is imported from its folder, whatever else is installed."""
+    for package in ("svc_runtime", "svc_llm", "svc_embedder"):
+        folder = ROOT / package.replace("_", "-")
+        spec = importlib.util.spec_from_file_location(
+            package, folder / "__init__.py", submodule_search_locations=[str(folder)]
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[package] = module
+        spec.loader.exec_module(module)
+
+
+class _Hidden(importlib.abc.MetaPathFinder):
+    """Makes the named top-level packages unimportable (--simulate-bare)."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.split(".")[0] in self.names:
+            raise ModuleNotFoundError(f"{fullname} is hidden (--simulate-bare)", name=fullname)
+        return None
+
+
+def available(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def main() -> int:
@@ -63,9 +90,10 @@ def main() -> int:
     )
     args = parser.parse_args()
     if args.simulate_bare:
-        shims.hide(BARE_HIDDEN)
+        sys.meta_path.insert(0, _Hidden(BARE_HIDDEN))
     started = time.perf_counter()
-    modules = shims.install()
+    import_engines_from_checkout()
+    modules = {name: "real" if available(name) else "absent" for name in (*SERVING_STACK, *MODEL_LIBRARIES)}
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")
@@ -74,14 +102,8 @@ def main() -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("error: --device cuda but torch sees no CUDA device", file=sys.stderr)
         return 2
-    has_transformers = shims.available("transformers")
-    has_st = has_transformers and shims.available("sentence_transformers")
-    modules.update(
-        {
-            "transformers": "real" if has_transformers else "absent",
-            "sentence_transformers": "real" if has_st else "absent",
-        }
-    )
+    has_transformers = modules["transformers"] == "real"
+    has_st = has_transformers and modules["sentence_transformers"] == "real"
     dtypes = (
         args.dtypes.split(",")
         if args.dtypes
@@ -135,6 +157,8 @@ def main() -> int:
         _say(f"embedder {name}", report["embedder"][name])
         if args.device.startswith("cuda"):
             torch.cuda.empty_cache()
+    # The engines ran without the serving stack, also where it is installed.
+    report["serving_stack_imported"] = sorted({m.split(".")[0] for m in sys.modules} & set(SERVING_STACK))
     report["seconds"] = round(time.perf_counter() - started, 1)
     out = args.out or (
         Path(os.environ["OUT"]) / "gpu_check.json"

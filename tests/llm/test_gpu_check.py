@@ -1,6 +1,6 @@
 """The GPU check (`make gpu-check`, bench/gpu_check) in its CPU fallback: tiny
 random-weight models, seconds. Once with this virtualenv, once rehearsing a
-bare PyTorch machine (grpc, structlog, prometheus_client, pydantic,
+bare PyTorch machine (grpc, structlog, prometheus_client, pydantic, pydantic-settings,
 transformers and sentence-transformers hidden), so the script never rots."""
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ def _run(tmp_path: Path, *flags: str) -> dict:
 def test_the_cpu_fallback_checks_batched_against_alone_and_against_stock_generate(tmp_path):
     report = _run(tmp_path)
     assert report["device"] == "cpu" and report["modules"]["transformers"] == "real"
+    assert report["modules"]["grpc"] == "real" and report["serving_stack_imported"] == []  # installed, not needed
     llm = report["llm"]["float32"]
     assert llm["model"] == "transformers LlamaForCausalLM"
     # The same greedy tokens whether a prompt ran alone, with all others, or joined a running batch.
@@ -43,7 +44,8 @@ def test_the_cpu_fallback_checks_batched_against_alone_and_against_stock_generat
 
 def test_the_check_runs_on_a_bare_pytorch_machine(tmp_path):
     report = _run(tmp_path, "--simulate-bare")
-    assert report["modules"]["grpc"] == report["modules"]["structlog"] == "stand-in"
+    stack = ("grpc", "structlog", "prometheus_client", "pydantic", "pydantic_settings")
+    assert {report["modules"][name] for name in stack} == {"absent"}
     assert report["modules"]["transformers"] == "absent"
     llm = report["llm"]["float32"]
     assert llm["model"] == "bench.gpu_check.tiny_llama" and llm["parity"]

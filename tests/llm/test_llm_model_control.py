@@ -80,6 +80,9 @@ def test_lazy_mode_serves_at_once_and_loads_on_the_first_generation(lazy_service
         assert reply.text and reply.usage.completion_tokens > 0
         assert status(stub).state == llm_pb2.MODEL_STATE_LOADED
         assert len(log_events(lazy_service, "model_loaded")) == 1
+        # The engine logs through the standard library; its fields are keys of the JSON line.
+        [loading] = log_events(lazy_service, "model_loading")
+        assert loading["device"] == "cpu" and loading["logger"] == "svc_llm.model" and loading["level"] == "info"
 
 
 def _model_state_on_health(service) -> str:

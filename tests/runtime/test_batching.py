@@ -11,7 +11,7 @@ import pytest
 
 from svc_runtime.batching import DynamicBatcher
 from svc_runtime.errors import InvalidArgument, ResourceExhausted, Unavailable
-from svc_runtime.metrics import ServiceMetrics
+from svc_runtime.metrics import BatchMetrics, ServiceMetrics
 
 
 class Recorder:
@@ -201,7 +201,7 @@ def test_an_idle_model_runs_a_lone_request_at_once_whatever_the_delay():
     metrics = ServiceMetrics("demo")
 
     async def scenario():
-        batcher = make(fn, max_queue_delay_ms=200, metrics=metrics, metric_prefix="demo_batch")
+        batcher = make(fn, max_queue_delay_ms=200, observer=BatchMetrics(metrics, metric_prefix="demo_batch"))
         for i in range(20):  # one caller: each request finds the model idle
             assert await batcher.submit([i]) == [i * i]
         await batcher.close()
@@ -342,7 +342,7 @@ def test_metrics_record_batch_size_queue_and_compute_time():
     metrics = ServiceMetrics("demo")
 
     async def scenario():
-        batcher = make(fn, max_batch_size=8, metrics=metrics, metric_prefix="demo_batch")
+        batcher = make(fn, max_batch_size=8, observer=BatchMetrics(metrics, metric_prefix="demo_batch"))
         await asyncio.gather(*(batcher.submit([i]) for i in range(6)))
         await batcher.close()
 

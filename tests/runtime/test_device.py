@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from svc_runtime.device import resolve_device
@@ -40,7 +42,8 @@ def test_auto_fallback_says_so_in_the_log(capfd):
 
     configure_logging("info", "json")
     assert resolve_device("auto", cuda_device_count=lambda: 0) == "cpu"
-    assert "cuda_unavailable_using_cpu" in capfd.readouterr().err
+    [line] = [json.loads(line) for line in capfd.readouterr().err.splitlines() if "cuda_unavailable" in line]
+    assert line["event"] == "cuda_unavailable_using_cpu" and line["requested"] == "auto" and line["level"] == "warning"
 
 
 @pytest.mark.parametrize(("requested", "expected"), [("auto", "cuda:0"), ("cuda", "cuda:0"), ("cuda:1", "cuda:1")])

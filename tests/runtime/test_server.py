@@ -16,8 +16,10 @@ from aiworker.parser.v1 import parser_pb2, parser_pb2_grpc
 from svc_parser.model import sample_pdf
 from svc_parser.servicer import ParserServicer
 from svc_parser.settings import ParserSettings
-from svc_runtime import InvalidArgument, create_server
+from svc_runtime.errors import InvalidArgument
+from svc_runtime.interceptor import grpc_code
 from svc_runtime.logs import configure_logging
+from svc_runtime.server import create_server
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -174,6 +176,21 @@ def test_every_domain_error_has_its_code_and_message(error, code):
     failed = asyncio.run(failed_call(EveryErrorParser(settings()), error.encode()))
     assert failed.code() == code
     assert failed.details() == f"{error} says why"
+
+
+def test_every_domain_error_names_a_grpc_status():
+    """Their codes are plain strings (the engines import no grpc): each must name a real status."""
+    from svc_runtime import errors
+
+    found, pending = set(), [errors.ServiceError]
+    while pending:
+        cls = pending.pop()
+        found.add(cls)
+        pending.extend(cls.__subclasses__())
+    assert {errors.TooLarge, errors.MalformedRequest, errors.Gone, errors.FailedPrecondition} <= found
+    for cls in found:
+        assert grpc_code(cls("why")).name == cls.code
+    assert grpc_code(errors.Gone("expired")) is grpc.StatusCode.NOT_FOUND and errors.Gone.http_status == 410
 
 
 def test_a_request_id_is_generated_when_none_comes(capfd):
