@@ -27,6 +27,7 @@ from aiworker_local.services import start_service
 from bench.common import report
 from bench.eval.audio import ESPEAK, INTERVIEW_ANSWER, NO_ESPEAK, SAMPLES, speak, wav_seconds, word_error_rate
 from svc_stt.model import SpeechRecognizer
+from svc_stt.servicer import recognizer_config
 from svc_stt.settings import SttSettings
 
 MORE = (
@@ -84,7 +85,9 @@ def main() -> None:
     text, audio = clip()
     seconds = wav_seconds(audio)
     settings = SttSettings(device="cpu")  # the service's defaults, on the CPU
-    recognizer = SpeechRecognizer(settings, "cpu")  # model dir, compute type, threads: as the service
+    recognizer = SpeechRecognizer(
+        recognizer_config(settings), "cpu"
+    )  # model dir, compute type, threads: as the service
     in_process = in_process_call(settings, recognizer, audio)
 
     with tempfile.TemporaryDirectory() as logs:

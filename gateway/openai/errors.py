@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gateway.rest.errors import http_status_of
 from orchestrator.errors import RetryableServiceError, ServiceCallError
 from svc_runtime.errors import ServiceError
+from svc_runtime.interceptor import grpc_code
 from svc_runtime.logs import get_logger
 
 log = get_logger(__name__)
@@ -101,7 +102,7 @@ def openai_error_of(exc: Exception, request: Request) -> OpenAIError:
     if isinstance(exc, StarletteHTTPException):
         return OpenAIError(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
     if isinstance(exc, ServiceError):  # the gateway's own checks (an upload's size and type)
-        status = getattr(exc, "http_status", None) or http_status_of(exc.code)
+        status = getattr(exc, "http_status", None) or http_status_of(grpc_code(exc))
         return OpenAIError(400 if status == 422 else status, exc.message)
     if isinstance(exc, RetryableServiceError | ServiceCallError):  # a model service's status (orchestrator.clients)
         return OpenAIError(http_status_of(getattr(exc, "code", grpc.StatusCode.UNKNOWN)), str(exc))

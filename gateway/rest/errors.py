@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.rest.schemas import ErrorBody
 from svc_runtime.errors import ServiceError
+from svc_runtime.interceptor import grpc_code
 from svc_runtime.logs import get_logger
 
 log = get_logger(__name__)
@@ -62,8 +63,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
         own_status = getattr(exc, "http_status", None)  # an HTTP status finer than the gRPC code's
-        status = own_status or http_status_of(exc.code)
-        code = HTTP_TO_CODE[status] if own_status else exc.code.name
+        status = own_status or http_status_of(grpc_code(exc))
+        code = HTTP_TO_CODE[status] if own_status else exc.code
         return JSONResponse(error_body(code, exc.message), status_code=status)
 
     @app.exception_handler(RequestValidationError)
