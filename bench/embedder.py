@@ -7,7 +7,7 @@ in-process, on the same texts, in one run.
 
 Measured: in-process one-by-one (one text per encode call), in-process batched
 (all texts in one encode call), and the service over gRPC at each concurrency,
-every request carrying one text as real callers do. Targets (issue 14): the
+every request carrying one text as real callers do. Targets (docs/decisions/0014-benchmark-targets.md): the
 service at 1 caller reaches >= 0.9x in-process one-by-one (a lone request must
 not wait for company), and at 32 callers >= 0.85x in-process batched. The
 client runs on the same machine as the service (grpc.aio, one process), so on a

@@ -12,7 +12,7 @@ workers required), and an httpx keep-alive client sending the key. Timed:
   status=FAILURE (7 days) and by task_name (24 h).
 Baseline: the same calls on TrackingQueries in this process (what the gateway
 runs in a worker thread), same ids in the same order. Rounds alternate the
-sides. Targets (issue 8): status p50 ≤ 10 ms and history p95 ≤ 50 ms at 1M rows
+sides. Targets (docs/decisions/0014-benchmark-targets.md): status p50 ≤ 10 ms and history p95 ≤ 50 ms at 1M rows
 (through the gateway). Redis: AIWORKER_BENCH_REDIS_URL (read only here);
 PostgreSQL: AIWORKER_BENCH_PG_ADMIN. Writes bench/results/gateway.json.
 """

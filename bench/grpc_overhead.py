@@ -18,7 +18,7 @@ orchestrator uses; `--calls` per side after warm-up) and throughput at each
 `--concurrency` (grpc.aio, that many calls in flight), and the server's CPU per
 call (user + system time of its process from /proc over a round's calls). Rounds alternate the
 two servers so background load hits both alike; latencies are pooled over the
-rounds, throughput is the median of the rounds. Target (issue 8): tiny call
+rounds, throughput is the median of the rounds. Target (docs/decisions/0014-benchmark-targets.md): tiny call
 p50 ≤ 1.5 × bare echo p50. Writes bench/results/grpc_overhead.json.
 """
 

@@ -28,7 +28,7 @@ Measured as bench/tracking.py does (its helpers): hop = one send → result roun
 trip, sequential; chain hop = a 10-link chain's time / 10; tasks/s = N tasks
 queued while the worker does not consume, then drained. For the tracked modes,
 records lost / duplicated in PostgreSQL. Rounds alternate the modes; medians.
-Targets (issue 8): thin hop p50 ≤ 2 × bare hop p50; tracked tasks/s ≥ 0.6 × bare
+Targets (docs/decisions/0014-benchmark-targets.md): thin hop p50 ≤ 2 × bare hop p50; tracked tasks/s ≥ 0.6 × bare
 tasks/s with 0 records lost.
 
 `--conf key=value` overrides a Celery setting in every mode (to locate a cost,

@@ -1,4 +1,4 @@
-"""Every issue-8 target in one table, from the benches' last results.
+"""Every benchmark target (docs/decisions/0014-benchmark-targets.md) in one table, from the benches' last results.
 
     .venv/bin/python -m bench.summary
 
@@ -182,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     print(
         f"{counts['met']} met, {counts['MISSED']} missed, {counts['not run']} not run "
-        f"(of {len(primary)} issue-8 targets; indented rows are supporting figures); "
+        f"(of {len(primary)} targets; indented rows are supporting figures); "
         f"wrote {path.relative_to(RESULTS.parent.parent)}"
     )
 

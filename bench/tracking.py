@@ -8,7 +8,7 @@
    time until the last result; hop = one send → result round trip; chain hop =
    a 10-link chain's time / 10. With tracking on, also the drain lag (last
    result → last row in PostgreSQL) and a loss check (N rows, all SUCCESS).
-   Target (issue 8): tracked ≥ 0.6 × untracked tasks/s, 0 records lost.
+   Target (docs/decisions/0014-benchmark-targets.md): tracked ≥ 0.6 × untracked tasks/s, 0 records lost.
 2. Query times on 100k and 1M generated task rows (a separate database,
    rows generated server-side with generate_series): pipeline status, history
    first page / filtered / 10 pages deep by cursor, metrics over 24 h.

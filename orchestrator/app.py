@@ -1,4 +1,4 @@
-"""The Celery app: seed 003's settings and beyond, every value from
+"""The Celery app: the settings of docs/decisions/0010-celery-settings.md and beyond, every value from
 OrchestratorSettings, the queues, and the declared tasks with the routes and
 beat schedule derived from their declarations. Tracking is installed on top
 by the processes that want it (orchestrator.assembly.tracked_app)."""

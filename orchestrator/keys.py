@@ -2,10 +2,10 @@
 included, for the code that reads the broker's state).
 
     aiworker:pipeline:<pipeline_id>   a pipeline's live record (hash): its plan (pipeline, stage_count,
-                                      stages, created), the running stage's progress (seed 001: stage,
+                                      stages, created), the running stage's progress (stage,
                                       status, progress, message, ...) and each task's live state
                                       (`t:<task_id>`: JSON), until PostgreSQL has it all
-    aiworker:task:<task_id>           a task's live status (hash, seed 004 §4.1.2)
+    aiworker:task:<task_id>           a task's live status (hash)
     aiworker:submission:<pipeline_id> what a pipeline was submitted with (first stage's input, priority)
     aiworker:beat:lock                held by the one beat that sends the schedule (orchestrator.broker.beat)
     aiworker:redelivery:lock          held while a lost-stage sweep runs (orchestrator.recovery)

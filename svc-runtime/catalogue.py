@@ -6,7 +6,7 @@ the test support; tests/deploy checks compose and Kubernetes against it.
 
 Adding a service: its .proto, its folder (`svc-<name>/`), one entry here, its
 client class in orchestrator/clients.py, and its lines in pyproject.toml
-(README "Adding a model service")."""
+(docs/pipelines.md, "Adding a model service")."""
 
 from __future__ import annotations
 

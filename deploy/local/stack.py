@@ -19,9 +19,8 @@ from orchestrator.assembly import tracked_app
 from orchestrator.pipelines.submission import SubmittedPipeline, submit
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.storage.db import upgrade
+from orchestrator.tracking.states import FAILURE, REVOKED, SUCCESS
 from svc_runtime.catalogue import SERVICES
-
-TERMINAL = {"SUCCESS", "FAILURE", "REVOKED"}
 
 
 @dataclass
@@ -75,7 +74,7 @@ class Stack:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             states = [r.state for r in results]
-            if all(s == "SUCCESS" for s in states) or "FAILURE" in states or "REVOKED" in states:
+            if all(s == SUCCESS for s in states) or FAILURE in states or REVOKED in states:
                 return results
             time.sleep(0.2)
         raise TimeoutError(

@@ -1,6 +1,6 @@
-"""Task-level endpoints in seed 004's shapes: start the AI pipeline (a thin
-alias of `POST /api/v1/pipelines/ai_pipeline`), read any pipeline as a task
-chain, and task history."""
+"""Task-level endpoints in the task-chain shapes (docs/decisions/0011-task-status-shapes.md):
+start the AI pipeline (a thin alias of `POST /api/v1/pipelines/ai_pipeline`), read
+any pipeline as a task chain, and task history."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ STATUSES = "|".join(RECORDED)
 
 
 def chain_status(status: PipelineStatus) -> TaskChainStatus:
-    """A pipeline's status as a chain of tasks (seed 004's shape)."""
+    """A pipeline's status as a chain of tasks."""
     return TaskChainStatus(
         pipeline_id=status.pipeline_id,
         pipeline=status.pipeline,

@@ -1,5 +1,5 @@
 """Request and response bodies of the REST API. The task-chain shapes keep
-seed 004's field names byte for byte (`/api/v1/tasks/...`)."""
+the task-chain API's field names byte for byte (docs/decisions/0011-task-status-shapes.md) (`/api/v1/tasks/...`)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ queue, exchange and routing key share the queue's name: one binding each.
 
 Which task runs on which queue is declared beside the task
 (orchestrator.pipelines.declarations); workers and producers (the gateway) derive the
-same routes from the same declarations (seed 000's lesson)."""
+same routes from the same declarations (docs/decisions/0006-one-routing-table-from-task-declarations.md)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The interview answer's score (1–10): measurable signals of the answer, and the
 LLM's judgement read as probabilities rather than parsed from its text (G-Eval).
 Pure functions: the task makes the calls (embeddings, the LLM) and passes their
-results in. The rubric, with the weights below, is in the README ("Interview
+results in. The rubric, with the weights below, is in docs/models.md ("Interview
 scoring").
 
     relevance    the answer is about the question (or, failing that, the resume's subject):

@@ -9,10 +9,10 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from orchestrator.tracking.states import FAILURE, REVOKED, SUCCESS
+from orchestrator.tracking.states import PIPELINE_STATES, PIPELINE_TERMINAL
 
 OTHER = "other"
-PIPELINE_END_STATES = (SUCCESS, FAILURE, REVOKED)
+PIPELINE_END_STATES = tuple(s for s in PIPELINE_STATES if s in PIPELINE_TERMINAL)  # label values, in a stable order
 # Queue waits: milliseconds on an idle system to an hour behind a backlog.
 WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 # Whole pipelines: a second (a preload) to two hours (a long transcription behind a queue).

@@ -2,7 +2,7 @@
 schedule, written once beside its code. Everything that needs a task's name
 or queue derives it from here: Celery's routes and beat schedule, the pipeline
 registry (orchestrator/pipelines/registry.py refers to declarations, not to names),
-tracking, the README.
+tracking, docs/reference/pipelines.md.
 
     @stage_task("tasks.my_pipeline.parse", queue=CPU_QUEUE)
     def parse(self: StageTask, payload: dict) -> dict: ...

@@ -1,4 +1,4 @@
-"""Live progress of a pipeline (seed 001): fields {stage, status, progress,
+"""Live progress of a pipeline (docs/decisions/0012-live-pipeline-progress.md): fields {stage, status, progress,
 message, ...} of the pipeline's live hash (orchestrator.keys) with a TTL, next
 to Celery's own PROGRESS state of the running task."""
 

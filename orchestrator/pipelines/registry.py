@@ -3,11 +3,11 @@ stages (task declarations, which carry their names and queues), its input
 model, the files it accepts with their checks, a default duration and
 priority, and a description. From it derive: Celery's routes (through the
 declarations), the gateway's submission (REST `POST /api/v1/pipelines/{name}`
-and gRPC `SubmitPipeline`), the CLI's choices, the README's table, tracking's
+and gRPC `SubmitPipeline`), the API's pipeline types (and so the CLI), docs/reference/pipelines.md, tracking's
 stage names and estimates.
 
 Adding a pipeline: its task module under orchestrator/pipelines/tasks/ and one entry
-below (README "Adding a pipeline"). A pipeline from another package registers
+below (docs/pipelines.md, "Adding a pipeline"). A pipeline from another package registers
 itself with `register()` in a module named by AIWORKER_PIPELINE_MODULES."""
 
 from __future__ import annotations

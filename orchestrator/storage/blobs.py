@@ -24,7 +24,7 @@ import re
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -327,7 +327,3 @@ def blob_store_for(settings: Any) -> BlobStore:
         )
         return BlobStore(S3Backend(client, bucket, prefix), settings.max_blob_bytes)
     return BlobStore(FolderBackend(Path(settings.blob_url)), settings.max_blob_bytes)
-
-
-def expires_before(hours: float) -> datetime:
-    return datetime.now(UTC) - timedelta(hours=hours)

@@ -1,4 +1,4 @@
-"""The tracking tables: one row per Celery task (seed 004's task_info, plus
+"""The tracking tables: one row per Celery task (the monitoring design's task_info, plus
 queue, worker, times, pipeline place and state bookkeeping) and one row per
 submitted pipeline with its stages in order."""
 

@@ -61,10 +61,10 @@ def is_ready(status: str) -> bool:
 
 
 def overall_state(statuses: Iterable[str]) -> str:
-    """Seed 004's rule: all SUCCESS → SUCCESS; any FAILURE → FAILURE; any
-    STARTED/PROGRESS/RETRY → PROGRESS; else PENDING. Extended with: any REVOKED →
-    REVOKED (after FAILURE), and a pipeline between stages (some SUCCESS, the rest
-    PENDING) is PROGRESS, not PENDING."""
+    """The monitoring rule (docs/decisions/0011-task-status-shapes.md): all SUCCESS →
+    SUCCESS; any FAILURE → FAILURE; any STARTED/PROGRESS/RETRY → PROGRESS; else PENDING.
+    Extended with: any REVOKED → REVOKED (after FAILURE), and a pipeline between stages
+    (some SUCCESS, the rest PENDING) is PROGRESS, not PENDING."""
     states = list(statuses)
     if not states:
         return PENDING

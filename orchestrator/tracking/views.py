@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 
 class StageView(BaseModel):
-    """One task of a pipeline, in stage order (seed 004 §5.2)."""
+    """One task of a pipeline, in stage order."""
 
     task_id: str
     task_name: str

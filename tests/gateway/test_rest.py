@@ -1,4 +1,4 @@
-"""The REST API against a running stack: seed 004's shapes, submissions with
+"""The REST API against a running stack: the task-chain shapes, submissions with
 uploads, status, SSE, cancel, retry, history, metrics, health, auth, errors."""
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""Seed 000's lesson, by construction: a task's name and queue are declared once,
+"""One routing table, by construction: a task's name and queue are declared once,
 beside its code; the routes, the registry and every registered task agree; each
-task name literal occurs in exactly one source file; queues have their own bindings."""
+task name literal occurs in exactly one source file; queues have their own bindings
+(docs/decisions/0006-one-routing-table-from-task-declarations.md)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from orchestrator.pipelines.registry import PIPELINES
 from orchestrator.settings import OrchestratorSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-# Product code (tests may name tasks in their assertions; the README's table is generated).
+# Product code (tests may name tasks in their assertions; docs/reference/pipelines.md is generated).
 SOURCE_DIRS = ("orchestrator", "gateway", "deploy", "bench", "svc-runtime", "svc-parser", "svc-embedder", "svc-llm")
 TASK_NAME = re.compile(r"""["'](tasks\.[a-z_0-9]+\.[a-z_0-9]+)["']""")
 

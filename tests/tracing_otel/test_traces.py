@@ -152,7 +152,7 @@ def test_a_pipeline_is_one_connected_trace_across_processes(traced, artifacts_di
     assert len(roots) == 1, [(s["service"], s["name"]) for s in roots]  # connected: one root, the request
     assert roots[0]["service"] == "gateway" and roots[0]["name"].startswith("POST ")
     assert not [s["name"] for s in spans if s["name"].startswith("GET ")]  # status reads are traces of their own
-    (artifacts_dir / "trace.txt").write_text(span_tree(spans, roots[0]))  # the README shows one
+    (artifacts_dir / "trace.txt").write_text(span_tree(spans, roots[0]))  # docs/operations.md shows one
     pipeline_span = next(s for s in spans if s["name"] == "pipeline resume")
     runs = [s for s in spans if "aiworker.stage" in s["attributes"]]
     assert {s["attributes"]["aiworker.pipeline_id"] for s in runs} == {pipeline_id}

@@ -1,4 +1,4 @@
-"""The generic 4-stage AI pipeline (seeds 001/004), doing real work: clean the
+"""The generic 4-stage AI pipeline (docs/decisions/0013-the-pipelines-and-their-origins.md), doing real work: clean the
 text → embed it → ask the LLM → shape the result. Return shapes follow the seed
 (`chain_id`, `result`, the previous stage's data nested)."""
 
@@ -34,7 +34,7 @@ CONTEXT_PASSAGES = 3  # with options.use_context: stored passages stage 3 reads 
 
 class AiPipelineInput(BaseModel):
     """Checked at submit time (a 4xx there) and again by stage 1 (for a task sent on its own).
-    `options` stays free-form (seed 004's shape); the keys the stages read are checked."""
+    `options` stays free-form (the task-chain API's shape); the keys the stages read are checked."""
 
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     options: dict[str, Any] = {}

@@ -1,4 +1,4 @@
-"""Document pipeline (seed 002): parse (cpu) → chunk (cpu) → embed (gpu) → store (cpu)."""
+"""Document pipeline: parse (cpu) → chunk (cpu) → embed (gpu) → store (cpu)."""
 
 from __future__ import annotations
 

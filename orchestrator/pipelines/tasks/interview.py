@@ -1,6 +1,6 @@
 """Interview answer pipeline: stt.recognize (gpu) → evaluator.analyze_answer (gpu)
 → question_generation.generate (gpu); and question_generation.preload_model,
-sent when an interview starts so the first follow-up has no load delay (seed 000)."""
+sent when an interview starts so the first follow-up has no load delay."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Resume pipeline (seed 000): parse_pdf (cpu) → generate_embeddings (gpu) → store_chunks (cpu)."""
+"""Resume pipeline: parse_pdf (cpu) → generate_embeddings (gpu) → store_chunks (cpu)."""
 
 from __future__ import annotations
 

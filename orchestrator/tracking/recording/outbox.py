@@ -1,7 +1,7 @@
 """The outbox: tracking events go to a Redis stream (one entry per signal, a
 JSON list of records) and, in the same round trip, the live state of each
 task is updated when the event outranks what it holds (one Lua call): the
-task's own hash (seed 004 §4.1.2) and its entry `t:<task_id>` in the
+task's own hash (docs/decisions/0011-task-status-shapes.md) and its entry `t:<task_id>` in the
 pipeline's live hash, beside the pipeline's plan and progress, so a status
 read finds every live fact of a pipeline in one hash (orchestrator.keys).
 Nothing here talks to PostgreSQL, so a task never waits for it. If Redis
@@ -78,7 +78,7 @@ return 1
 
 
 def live_fields(record: dict[str, Any]) -> tuple[str, list[Any]] | None:
-    """The live hash key and update of a record (seed 004 §4.1.2), or None."""
+    """The live hash key and update of a record, or None."""
     if record.get("kind") == "task":
         status, at = record.get("status"), repr(float(record["at"]))
         fields = {
