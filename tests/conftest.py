@@ -48,8 +48,10 @@ def artifacts_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def log_dir(artifacts_dir: Path) -> Path:
-    path = artifacts_dir / "logs"
-    path.mkdir(exist_ok=True)
+    """Logs of every process the session starts; a session of its own per xdist worker
+    (gw0, gw1, …), whose processes would otherwise write into each other's logs."""
+    path = artifacts_dir / "logs" / os.environ.get("PYTEST_XDIST_WORKER", "main")
+    path.mkdir(parents=True, exist_ok=True)
     return path
 
 
