@@ -28,10 +28,19 @@ PROCESS_FIXTURES = frozenset(
 )  # fmt: skip
 
 
+# `make test` runs two xdist workers (--dist loadgroup); each test goes with the heaviest
+# session-wide process it needs, so that each of these starts in one worker only, and the
+# rest of a module's tests go where the module goes (its module-scoped fixtures start once).
+SHARED_PROCESSES = ("stack", "llm_eager_start", "embedder_service", "stt_service", "parser_service")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        needs = set(getattr(item, "fixturenames", ()))
+        if PROCESS_FIXTURES & needs:
             item.add_marker(pytest.mark.processes)
+        shared = next((name for name in SHARED_PROCESSES if name in needs), None)
+        item.add_marker(pytest.mark.xdist_group(shared or item.module.__name__))
 
 
 # Models load from the bundled packages only; a hub lookup would hang offline.
