@@ -11,10 +11,13 @@ import sys
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from aiworker_local.demo import run_demo
 from aiworker_local.infra import EmbeddedPostgres, free_port, start_redis
 from tests.support.keys import API_KEY
+
+pytestmark = pytest.mark.processes  # starts the launcher and its components
 
 BIN = Path(sys.executable).parent
 

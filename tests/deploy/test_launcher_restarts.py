@@ -23,6 +23,8 @@ import redis
 from aiworker_local.infra import EmbeddedPostgres, PortTaken, free_port, redis_answers, start_kept_redis, start_redis
 from aiworker_local.procs import GaveUp, ManagedProcess, RestartPolicy, Supervisor
 
+pytestmark = pytest.mark.processes  # starts the launcher's Redis and PostgreSQL
+
 BIN = Path(sys.executable).parent
 
 # Serves until killed when `mode` says so; else fails as a bad setting would, at once.

@@ -6,7 +6,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from aiworker_local.infra import free_port
+
+pytestmark = pytest.mark.processes  # starts aiworker-llm as a process
 
 ENV = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
 

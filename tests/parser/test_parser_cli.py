@@ -8,10 +8,13 @@ import subprocess
 import sys
 import time
 
+import pytest
 from grpc_health.v1 import health_pb2
 
 from aiworker_local.infra import free_port
 from aiworker_local.services import health_status, start_service
+
+pytestmark = pytest.mark.processes  # starts aiworker-parser as a process
 
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 

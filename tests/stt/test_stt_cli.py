@@ -6,6 +6,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.processes  # starts aiworker-stt as a process
+
 
 def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
