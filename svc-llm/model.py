@@ -15,10 +15,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from svc_llm.gguf_cache import cached_copy, store_copy
 from svc_llm.runner import BatchRunner, UnsupportedModel
 from svc_llm.scheduler import BatchLimits, BatchObserver, Scheduler
 from svc_llm.sequence import (
@@ -73,6 +75,7 @@ class EngineConfig:
     model: str  # a directory or a hub id
     name: str  # reported in replies
     gguf_file: str  # a GGUF file inside `model` ("" = an ordinary checkpoint)
+    gguf_cache_dir: str  # where a GGUF file's dequantized copy is kept ("" = no copy)
     offline: bool  # local files and the local cache only
     torch_dtype: str  # auto | float32 | float16 | bfloat16
     num_threads: int  # torch intra-op CPU threads (0 = torch's default)
@@ -232,13 +235,18 @@ class LlmEngine:
         hf_logging.disable_progress_bar()  # bars would break the JSON log lines
         source = self.config.model
         options: dict[str, Any] = {"local_files_only": self.config.offline or os.path.isdir(source)}
-        if self.config.gguf_file:
+        copy, have_copy = self._gguf_copy()
+        if have_copy:
+            source, options["local_files_only"] = str(copy), True
+        elif self.config.gguf_file:
             options["gguf_file"] = self.config.gguf_file
         if self._tokenizer is None:
             self._tokenizer = AutoTokenizer.from_pretrained(source, **options)
         if self._model_config is None:
             self._model_config = AutoConfig.from_pretrained(source, **options)
         model = AutoModelForCausalLM.from_pretrained(source, config=self._model_config, dtype=self.dtype, **options)
+        if copy is not None and not have_copy and store_copy(copy, model, self._tokenizer):
+            log.info("gguf_cache_written", extra={"model": self.name, "folder": str(copy)})
         model.to(self.device).eval()
         self._context_length = int(getattr(model.config, "max_position_embeddings", 0) or 0)
         try:
@@ -247,6 +255,14 @@ class LlmEngine:
         except UnsupportedModel as exc:
             raise Unavailable(f"{self.name} cannot run with continuous batching: {exc}") from exc
         return _Loaded(runner=runner, eos_ids=frozenset(self._eos_ids(model)))
+
+    def _gguf_copy(self) -> tuple[Path | None, bool]:
+        """The dequantized copy of a local GGUF file (gguf_cache.py) and whether it is there
+        to load; (None, False) for an ordinary checkpoint, a hub file, or the cache off."""
+        gguf = Path(self.config.model) / self.config.gguf_file
+        if not (self.config.gguf_file and self.config.gguf_cache_dir and gguf.is_file()):
+            return None, False
+        return cached_copy(Path(self.config.gguf_cache_dir), gguf)
 
     def _eos_ids(self, model: Any) -> set[int]:
         ids: set[int] = set()

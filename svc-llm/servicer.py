@@ -133,6 +133,7 @@ def engine_config(settings: LlmSettings) -> EngineConfig:
         model=settings.model,
         name=settings.display_name,
         gguf_file=settings.gguf_file,
+        gguf_cache_dir=settings.gguf_cache_folder,
         offline=settings.offline,
         torch_dtype=settings.torch_dtype,
         num_threads=settings.num_threads,

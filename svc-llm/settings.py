@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from svc_llm.gguf_cache import default_cache_dir
 from svc_runtime.catalogue import service
 from svc_runtime.settings import ServiceSettings, config_of, device_field, metrics_port_field, port_field
 
@@ -41,6 +42,12 @@ class LlmSettings(ServiceSettings):
         "",
         description="GGUF file inside `model` (empty = an ordinary checkpoint; the bundled model's "
         f"file, {BUNDLED_GGUF_FILE}, when `model` is empty)",
+    )
+    gguf_cache_dir: str = Field(
+        "",
+        description="where a GGUF model's dequantized copy is kept, so a restart or reload skips the "
+        "dequantization (seconds to minutes): empty = $XDG_CACHE_HOME/aiworker/gguf (else "
+        "~/.cache/aiworker/gguf); 'off' = load from the GGUF file every time",
     )
     model_name: str = Field(
         "", description="name reported in replies (empty = the GGUF file's stem, else `model` as given)"
@@ -101,6 +108,13 @@ class LlmSettings(ServiceSettings):
                 f"({self.max_new_tokens_limit})"
             )
         return self
+
+    @property
+    def gguf_cache_folder(self) -> str:
+        """The cache folder to use ("" when off)."""
+        if self.gguf_cache_dir == "off":
+            return ""
+        return self.gguf_cache_dir or str(default_cache_dir())
 
     @property
     def display_name(self) -> str:

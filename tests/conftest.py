@@ -4,6 +4,8 @@ test-artifacts/ (kept after the run for CI to show)."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,9 +16,9 @@ from tests.support.infra import postgres_for_session, redis_for_session
 ROOT = Path(__file__).resolve().parent.parent
 
 # The tiers: a test that needs one of these fixtures (itself or through another fixture) starts
-# model services, workers, a gateway or a whole back end as processes, so it is outside
-# `make check` (marked `processes`); modules that start processes in their tests' bodies say so
-# with `pytestmark = pytest.mark.processes`.
+# model services, workers, a gateway or a whole back end as processes, so it is marked `slow`
+# and left out of `make check`; modules that start processes in their tests' bodies, or load a
+# real model in-process, say so with `pytestmark = pytest.mark.slow`.
 PROCESS_FIXTURES = frozenset(
     {
         "stack", "gateway", "s3_server", "fault",
@@ -38,9 +40,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         needs = set(getattr(item, "fixturenames", ()))
         if PROCESS_FIXTURES & needs:
-            item.add_marker(pytest.mark.processes)
+            item.add_marker(pytest.mark.slow)
         shared = next((name for name in SHARED_PROCESSES if name in needs), None)
         item.add_marker(pytest.mark.xdist_group(shared or item.module.__name__))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every LLM service the session starts shares one cache of the bundled GGUF model's
+    dequantized copy (svc_llm/gguf_cache.py): the first load writes it, the others read it.
+    The session's own folder, removed at its end."""
+    if "AIWORKER_LLM_GGUF_CACHE_DIR" not in os.environ:
+        config.aiworker_gguf_cache = tempfile.mkdtemp(prefix="aiworker-test-gguf-")
+        os.environ["AIWORKER_LLM_GGUF_CACHE_DIR"] = config.aiworker_gguf_cache
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = getattr(config, "aiworker_gguf_cache", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop("AIWORKER_LLM_GGUF_CACHE_DIR", None)
 
 
 # Models load from the bundled packages only; a hub lookup would hang offline.

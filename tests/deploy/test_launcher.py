@@ -17,7 +17,7 @@ from aiworker_local.demo import run_demo
 from aiworker_local.infra import EmbeddedPostgres, free_port, start_redis
 from tests.support.keys import API_KEY
 
-pytestmark = pytest.mark.processes  # starts the launcher and its components
+pytestmark = pytest.mark.slow  # starts the launcher and its components
 
 BIN = Path(sys.executable).parent
 

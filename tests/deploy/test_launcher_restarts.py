@@ -23,7 +23,7 @@ import redis
 from aiworker_local.infra import EmbeddedPostgres, PortTaken, free_port, redis_answers, start_kept_redis, start_redis
 from aiworker_local.procs import GaveUp, ManagedProcess, RestartPolicy, Supervisor
 
-pytestmark = pytest.mark.processes  # starts the launcher's Redis and PostgreSQL
+pytestmark = pytest.mark.slow  # starts the launcher's Redis and PostgreSQL
 
 BIN = Path(sys.executable).parent
 

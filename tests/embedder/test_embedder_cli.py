@@ -14,7 +14,7 @@ from aiworker_local.services import start_service
 from svc_embedder.settings import EmbedderSettings
 from tests.embedder.support import embed
 
-pytestmark = pytest.mark.processes  # starts aiworker-embedder as a process
+pytestmark = pytest.mark.slow  # starts aiworker-embedder as a process
 
 
 def test_defaults():

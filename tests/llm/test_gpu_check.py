@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.processes  # runs the GPU check's CPU fallback as a process
+pytestmark = pytest.mark.slow  # runs the GPU check's CPU fallback as a process
 
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "gpu_check" / "run.py"
 

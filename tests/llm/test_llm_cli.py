@@ -10,7 +10,7 @@ import pytest
 
 from aiworker_local.infra import free_port
 
-pytestmark = pytest.mark.processes  # starts aiworker-llm as a process
+pytestmark = pytest.mark.slow  # starts aiworker-llm as a process
 
 ENV = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
 

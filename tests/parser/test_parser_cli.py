@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2
 from aiworker_local.infra import free_port
 from aiworker_local.services import health_status, start_service
 
-pytestmark = pytest.mark.processes  # starts aiworker-parser as a process
+pytestmark = pytest.mark.slow  # starts aiworker-parser as a process
 
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.processes  # starts aiworker-stt as a process
+pytestmark = pytest.mark.slow  # starts aiworker-stt as a process
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

@@ -16,7 +16,7 @@ from svc_parser.model import sample_pdf
 from tests.tracking.probe import MAX_RETRIES, Probe
 from tests.tracking.rows import rows_of, task_rows, wait_for, wait_statuses
 
-pytestmark = pytest.mark.processes  # starts Celery workers
+pytestmark = pytest.mark.slow  # starts Celery workers
 
 RESUME = ["Kim Minji. Backend engineer.", "Built Celery pipelines with retries and PostgreSQL tracking."]
 RESUME_STAGES = [
