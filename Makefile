@@ -52,8 +52,17 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The edit loop (about 3 minutes): lint, then the unit and in-process tests; no test here starts
+# a service, a worker or a gateway, or loads a real model (those are marked slow).
+check: install lint
+	$(BIN)/python -m pytest -m "not slow" -n $(TEST_WORKERS) --dist loadgroup --durations=10 $(PYTEST_ARGS)
+
+# Everything, against real parts (what CI runs; at most 15 minutes on 2 cores). Two xdist workers,
+# each test going with the session-wide processes it needs (tests/conftest.py): half the suite
+# waits on processes, not on the CPU. PYTEST_ARGS narrows it, e.g. PYTEST_ARGS="tests/parser -x".
+TEST_WORKERS ?= 2
 test: install system-deps lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25 $(PYTEST_ARGS)
 
 # Every benchmark against its in-process baseline, one at a time (they share the CPUs), then
 # one table of the targets; figures in bench/results/*.json (bench/README.md). ~25 min on 2 cores.
