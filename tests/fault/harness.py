@@ -170,12 +170,13 @@ class FaultStack:
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis_url, socket_timeout=5)
 
-    def unacked_of(self, pipelines: list[SubmittedPipeline]) -> list[str]:
+    def unacked_of(self, pipelines: list[SubmittedPipeline], queue: str | None = None) -> list[str]:
         """Ids of these pipelines' tasks whose messages are still unacknowledged (beat's
-        own periodic tasks, also acked late, pass through `unacked` every few seconds)."""
+        own periodic tasks, also acked late, pass through `unacked` every few seconds),
+        of one queue when given."""
         ids = {t for p in pipelines for t in p.task_ids}
-        raw = self.redis.hvals(keys.UNACKED)
-        return [tid for tid in (_unacked_task_id(r) for r in raw) if tid in ids]
+        held = (_unacked(r) for r in self.redis.hvals(keys.UNACKED))
+        return [tid for tid, routing_key in held if tid in ids and queue in (None, routing_key)]
 
     def wait_none_unacked(self, pipelines: list[SubmittedPipeline], timeout: float = 10) -> None:
         """A last stage's result is stored by the pool process before the main process
@@ -250,9 +251,11 @@ class FaultStack:
         assert client.xlen(f"{outbox}:dead") == 0
 
 
-def _unacked_task_id(raw: bytes) -> str | None:
-    """The task id in one value of kombu's `unacked` hash ([message, exchange, routing key])."""
+def _unacked(raw: bytes) -> tuple[str | None, str | None]:
+    """The task id and routing key (its queue) in one value of kombu's `unacked` hash
+    ([message, exchange, routing key])."""
     try:
-        return json.loads(raw)[0]["headers"]["id"]
+        message, _exchange, routing_key = json.loads(raw)
+        return message["headers"]["id"], routing_key
     except (ValueError, LookupError, TypeError):
-        return None
+        return None, None

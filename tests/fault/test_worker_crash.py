@@ -30,10 +30,12 @@ def test_killed_pool_child_then_killed_worker_lose_no_pipeline(fault: FaultStack
 
     wait_for(noticed, 30, "the worker noticed its lost child")
 
-    # 2. The whole cpu worker dies with tasks delivered to it and not acknowledged.
-    wait_for(lambda: fault.active_tasks("cpu"), 60, "a cpu task running", interval=0.05)
+    # 2. The whole cpu worker dies with tasks delivered to it and not acknowledged: killed the
+    # moment it holds one (a stage of cpu_queue takes a fraction of a second, then it acks).
+    wait_for(lambda: fault.unacked_of(pipelines, "cpu_queue"), 60, "a cpu stage held unacked", interval=0.01)
     fault.kill_worker("cpu")
-    assert fault.unacked_of(pipelines), "the killed worker held no unacknowledged stage: nothing was in flight"
+    held = fault.unacked_of(pipelines, "cpu_queue")
+    assert held, "the killed worker held no unacknowledged stage: nothing was in flight"
     finished_before_restart = fault.final_states(pipelines).count("SUCCESS")
     assert finished_before_restart < len(pipelines), "the batch was over before the kill"
 
@@ -48,4 +50,4 @@ def test_killed_pool_child_then_killed_worker_lose_no_pipeline(fault: FaultStack
         for r in task_rows(fault.database_url, "task_id = ANY(:ids)", ids=[t for p in pipelines for t in p.task_ids])
     }
     assert rows[victim["id"]]["redelivered"] is True
-    assert any(r["redelivered"] and r["queue"] == "cpu_queue" for r in rows.values())
+    assert all(rows[task_id]["redelivered"] for task_id in held), {t: rows[t] for t in held}
