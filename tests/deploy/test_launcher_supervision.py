@@ -96,6 +96,8 @@ def launched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launcher]:
             # A stage whose worker died with the previous run is sent again soon (default 60 s).
             "AIWORKER_LOST_TASK_AFTER_SECONDS": "10",
             "AIWORKER_LOST_TASK_CHECK_SECONDS": "3",
+            # The session's cache of the LLM's dequantized weights (tests/conftest.py), not the user's.
+            "AIWORKER_LLM_GGUF_CACHE_DIR": os.environ["AIWORKER_LLM_GGUF_CACHE_DIR"],
         }
     )
     launcher = launch(var_dir, free_port(), free_port(), env)
