@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import urllib.request
 
 import grpc
@@ -91,7 +92,15 @@ def test_error_table_maps_domain_errors_and_hides_internal_ones(capfd):
                 assert internal.value.code() == grpc.StatusCode.INTERNAL
                 assert "secret internal detail" not in internal.value.details()
                 assert "req-42" in internal.value.details()
-                metrics = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics").read().decode()
+                # The interceptor counts a call once its status is sent, so the count may follow the reply.
+                deadline = time.monotonic() + 5
+                while True:
+                    metrics = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics").read().decode()
+                    if ('code="INVALID_ARGUMENT"' in metrics and 'code="INTERNAL"' in metrics) or (
+                        time.monotonic() > deadline
+                    ):
+                        break
+                    await asyncio.sleep(0.05)
                 assert 'code="INVALID_ARGUMENT"' in metrics and 'code="INTERNAL"' in metrics
                 assert "aiworker_grpc_latency_seconds_bucket" in metrics
                 assert "aiworker_grpc_in_flight" in metrics
