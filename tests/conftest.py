@@ -64,6 +64,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 # Models load from the bundled packages only; a hub lookup would hang offline.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# torch's OpenMP threads spin while they wait for work; with two sessions' services sharing two
+# cores (make test's xdist workers), that spinning took a third of the CPU the tests needed
+# (tests/llm and tests/embedder: 111 s of CPU spinning, 80 s passive, the same wall time).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @pytest.fixture(scope="session")
