@@ -176,6 +176,9 @@ class EmbeddedPostgres:
             self.server = None
 
 
+# SeaweedFS's graceful stop waits 15 s + 10 s on its own streams and does not end sooner; every
+# write it acknowledged is in its files already, so it gets this long before a KILL.
+WEED_STOP_SECONDS = 5
 WEED_GRPC_OFFSET = 10_000  # `weed server` also listens on each port + 10000 (its gRPC)
 
 
@@ -208,7 +211,7 @@ class S3Server:
     endpoint_url: str  # http://host:port of its S3 gateway (any key pair is accepted)
 
     def stop(self) -> None:
-        self.process.stop()
+        self.process.stop(timeout=WEED_STOP_SECONDS)
 
 
 def start_s3(

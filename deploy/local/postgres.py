@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +69,9 @@ def start_postgres(
         "max_connections=200",
     ]
     argv = [*(wrap or []), *(["runuser", "-u", user, "--", *command] if user else command)]
-    process = ManagedProcess("postgres", argv, log_path).start()
+    # SIGINT is PostgreSQL's fast shutdown: it ends the clients' sessions and stops. SIGTERM (a smart
+    # shutdown) waits for every client to disconnect, and a caller's connection pool never does.
+    process = ManagedProcess("postgres", argv, log_path, stop_signal=signal.SIGINT).start()
     return PostgresServer(process, f"postgresql+psycopg://postgres@{host}:{port}/{database}", pgdata)
 
 

@@ -25,8 +25,10 @@ class ManagedProcess:
         log_path: Path,
         env: dict[str, str] | None = None,
         cwd: str | Path | None = None,
+        stop_signal: int = signal.SIGTERM,
     ) -> None:
         self.name = name
+        self.stop_signal = stop_signal  # what asks it to stop (PostgreSQL: SIGINT, see postgres.py)
         self.argv = list(argv)
         self.log_path = log_path
         self.env = {**os.environ, **(env or {})}
@@ -89,10 +91,11 @@ class ManagedProcess:
             os.killpg(self.proc.pid, sig)
 
     def terminate(self) -> None:
-        """TERM to its process group, not waiting (several stop at once; stop() then waits)."""
+        """Its stop signal (TERM) to its process group, not waiting (several stop at once;
+        stop() then waits)."""
         if self.alive() and not self.terminated:
             try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
+                os.killpg(self.proc.pid, self.stop_signal)
             except ProcessLookupError:
                 pass
             self.terminated = True

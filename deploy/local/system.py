@@ -22,6 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from aiworker_local.infra import (
     DEFAULT_REDIS_PORT,
+    WEED_STOP_SECONDS,
     EmbeddedPostgres,
     PortTaken,
     free_port,
@@ -297,9 +298,10 @@ class LocalSystem:
 
     def _stop_timeout(self, name: str) -> float:
         # One still starting has nothing to drain (a service loading its model may not even
-        # see TERM); SeaweedFS's graceful stop waits 15 s + 10 s on its own streams, and every
-        # write it acknowledged is in its files already.
-        if name == "s3" or not self.supervisor.is_ready(name):
+        # see TERM); SeaweedFS: see WEED_STOP_SECONDS.
+        if name == "s3":
+            return WEED_STOP_SECONDS
+        if not self.supervisor.is_ready(name):
             return 5
         return 20
 
