@@ -52,7 +52,7 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# The edit loop (about 3 minutes): lint, then the unit and in-process tests; no test here starts
+# The edit loop (about a minute): lint, then the unit and in-process tests; no test here starts
 # a service, a worker or a gateway, or loads a real model (those are marked slow).
 check: install lint
 	$(BIN)/python -m pytest -m "not slow" -n $(TEST_WORKERS) --dist loadgroup --durations=10 $(PYTEST_ARGS)

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # real model in-process, say so with `pytestmark = pytest.mark.slow`.
 PROCESS_FIXTURES = frozenset(
     {
-        "stack", "gateway", "s3_server", "fault",
+        "stack", "gateway", "fault",
         "parser_service", "embedder_service", "llm_eager_start", "stt_service",
         "own_broker", "parsers", "resume", "plugin_stack", "flaky_backend", "service", "tiny_queue_service",
         "stored", "fuzz_gateway", "held", "launched", "traced", "lazy_service", "hosts", "limited",
