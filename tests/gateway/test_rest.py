@@ -121,6 +121,15 @@ def test_events_stream_until_the_pipeline_ends(client, gateway):
 
 
 def test_history_filters_and_cursor(client):
+    # Its own pipeline (four rows, one a stage1 SUCCESS), whatever ran before it.
+    submitted = client.post("/api/v1/tasks/ai-pipeline", json={"text": "History of its own."}).json()["data"]
+    assert wait_done(client, submitted["pipeline_id"])["overall_state"] == "SUCCESS"
+    deadline = time.monotonic() + 30  # history reads PostgreSQL: its rows land once drained
+    while time.monotonic() < deadline:
+        mine = client.get("/api/v1/tasks/history", params={"hours": 1, "pipeline": "ai_pipeline", "limit": 200})
+        if sum(t["pipeline_id"] == submitted["pipeline_id"] for t in mine.json()["data"]["items"]) == 4:
+            break
+        time.sleep(0.2)
     first = client.get("/api/v1/tasks/history", params={"hours": 1, "limit": 3}).json()["data"]
     assert len(first["items"]) == 3 and first["next_cursor"]
     second = client.get(
@@ -380,7 +389,14 @@ def test_a_pipelines_tasks_with_their_errors_and_tracebacks(client):
     response = client.post("/api/v1/pipelines/resume", files={"file": ("bad.pdf", bad_pdf, "application/pdf")})
     pipeline_id = response.json()["data"]["pipeline_id"]
     assert wait_done(client, pipeline_id)["overall_state"] == "FAILURE"
-    tasks = client.get(f"/api/v1/pipelines/{pipeline_id}/tasks").json()["data"]
+    # The status lays the live hash over PostgreSQL; the task rows come from PostgreSQL alone,
+    # once a drainer has written the failure (moments later under load).
+    deadline = time.monotonic() + 30
+    while True:
+        tasks = client.get(f"/api/v1/pipelines/{pipeline_id}/tasks").json()["data"]
+        if tasks and tasks[0]["status"] == "FAILURE" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert [t["stage_index"] for t in tasks] == [0, 1, 2]
     assert tasks[0]["status"] == "FAILURE" and tasks[0]["error_message"] and tasks[0]["traceback"]
     assert tasks[0]["args"] and tasks[0]["worker"] and tasks[0]["queue"] == "cpu_queue"
